@@ -1,0 +1,1 @@
+//! The canonical stock event (PRODUCT §3).

@@ -1,0 +1,1 @@
+//! The typed MQTT topic scheme (PRODUCT §6).

@@ -1,0 +1,1 @@
+//! The compact postcard form of an event, inside a versioned envelope.

@@ -1,0 +1,22 @@
+//! Support for tallyman's integration tests: the real binary, built once per test process.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+/// The shipped `tallyman` binary (package `tallyman-agent`), built by cargo on first use with
+/// the same profile as the tests. Panics with cargo's message if it does not build.
+pub fn tallyman_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let run = escargot::CargoBuild::new()
+            .package("tallyman-agent")
+            .bin("tallyman")
+            .current_release()
+            .current_target()
+            .arg("--locked")
+            .run()
+            .unwrap_or_else(|e| panic!("building the tallyman binary failed: {e}"));
+        run.path().to_path_buf()
+    })
+    .clone()
+}
