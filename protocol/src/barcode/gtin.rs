@@ -17,3 +17,15 @@ impl Gtin {
         }
     }
 }
+
+use crate::{DecodeError, ErrorKind};
+
+/// Decode a plain GTIN-8/12/13/14 with its check digit.
+pub fn parse(data: &[u8]) -> Result<Gtin, DecodeError> {
+    Err(DecodeError::new(
+        ErrorKind::Unrecognized,
+        0,
+        data,
+        "placeholder",
+    ))
+}

@@ -63,18 +63,107 @@ pub fn decode(input: &[u8], opts: &DecodeOptions) -> Result<Scan, DecodeError> {
         return Err(DecodeError::new(
             ErrorKind::TooLong,
             MAX_SCAN_LEN,
-            &input[..0],
+            b"",
             format!(
                 "a scan is at most {MAX_SCAN_LEN} bytes, this one has {}",
                 input.len()
             ),
         ));
     }
-    let _ = opts;
-    Err(DecodeError::new(
-        ErrorKind::Unrecognized,
-        0,
-        input,
-        "placeholder",
-    ))
+    let (symbology, start) = symbology::split(input)?;
+    let data = input.get(start..).unwrap_or_default();
+    let content = classify(data, symbology.as_ref(), opts).map_err(|e| e.shifted(start))?;
+    Ok(Scan { symbology, content })
+}
+
+fn classify(
+    data: &[u8],
+    symbology: Option<&symbology::SymbologyId>,
+    opts: &DecodeOptions,
+) -> Result<Content, DecodeError> {
+    use symbology::Carrier;
+    if data.iter().all(|&b| b == GS) {
+        return Err(DecodeError::new(
+            ErrorKind::Empty,
+            0,
+            data,
+            "nothing to decode",
+        ));
+    }
+    let carrier = symbology.map_or(Carrier::Other, |s| s.carrier());
+    match carrier {
+        Carrier::Gs1 => return element_string(data, opts),
+        Carrier::EanUpc => return gtin::parse(data).map(Content::Gtin),
+        Carrier::Isbt128 => {
+            return Ok(Content::Isbt128(isbt::detect(data).unwrap_or_else(|| {
+                isbt::Isbt128 {
+                    raw: String::from_utf8_lossy(data).into_owned(),
+                }
+            })));
+        }
+        Carrier::Other => {}
+    }
+    if data.starts_with(b"+") || data.starts_with(b"*+") {
+        return hibc::parse(data).map(Content::Hibc);
+    }
+    if let Some(isbt) = isbt::detect(data) {
+        return Ok(Content::Isbt128(isbt));
+    }
+    let lower = data.get(..8).unwrap_or(data).to_ascii_lowercase();
+    if lower.starts_with(b"http://") || lower.starts_with(b"https://") {
+        return gs1::parse_digital_link(data, opts.today).map(Content::Gs1);
+    }
+    if data.starts_with(b"(") {
+        return gs1::parse_bracketed(data, opts.today).map(Content::Gs1);
+    }
+    if matches!(data.len(), 8 | 12 | 13 | 14) && data.iter().all(u8::is_ascii_digit) {
+        return gtin::parse(data).map(Content::Gtin);
+    }
+    element_string(data, opts)
+}
+
+/// The ASCII group separator that stands for FNC1 between GS1 element strings.
+pub const GS: u8 = 0x1d;
+
+/// A GS1 element string, with the scanner's GS substitutes turned back into GS first. Error
+/// offsets are mapped back to the scanner's bytes.
+fn element_string(data: &[u8], opts: &DecodeOptions) -> Result<Content, DecodeError> {
+    if opts
+        .gs_aliases
+        .iter()
+        .all(|a| a.is_empty() || !contains(data, a))
+    {
+        return gs1::parse_element_string(data, opts.today).map(Content::Gs1);
+    }
+    // positions[i] = offset in `data` of byte i of the normalised string.
+    let mut normal = Vec::with_capacity(data.len());
+    let mut positions = Vec::with_capacity(data.len() + 1);
+    let mut i = 0;
+    while i < data.len() {
+        let rest = data.get(i..).unwrap_or_default();
+        if let Some(a) = opts
+            .gs_aliases
+            .iter()
+            .find(|a| !a.is_empty() && rest.starts_with(a))
+        {
+            normal.push(GS);
+            positions.push(i);
+            i += a.len();
+        } else {
+            normal.push(rest.first().copied().unwrap_or(GS));
+            positions.push(i);
+            i += 1;
+        }
+    }
+    positions.push(data.len());
+    gs1::parse_element_string(&normal, opts.today)
+        .map(Content::Gs1)
+        .map_err(|mut e| {
+            e.offset = positions.get(e.offset).copied().unwrap_or(data.len());
+            e
+        })
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }

@@ -33,3 +33,38 @@ impl Message {
         }
     }
 }
+
+use crate::{Date, DecodeError, ErrorKind};
+
+/// Decode a GS1 element string (GS = 0x1D between variable-length fields).
+pub fn parse_element_string(data: &[u8], today: Date) -> Result<Message, DecodeError> {
+    let _ = today;
+    Err(DecodeError::new(
+        ErrorKind::Unrecognized,
+        0,
+        data,
+        "placeholder",
+    ))
+}
+
+/// Decode the bracketed human-readable form `(01)…(10)…`.
+pub fn parse_bracketed(data: &[u8], today: Date) -> Result<Message, DecodeError> {
+    let _ = today;
+    Err(DecodeError::new(
+        ErrorKind::Unrecognized,
+        0,
+        data,
+        "placeholder",
+    ))
+}
+
+/// Decode a GS1 Digital Link URI.
+pub fn parse_digital_link(data: &[u8], today: Date) -> Result<Message, DecodeError> {
+    let _ = today;
+    Err(DecodeError::new(
+        ErrorKind::Unrecognized,
+        0,
+        data,
+        "placeholder",
+    ))
+}
