@@ -19,16 +19,29 @@ fn decode(c: &mut Criterion) {
         today: Date::new(2026, 11, 24).unwrap_or(Date::UNIX_EPOCH),
     };
     // Fail loudly if a benchmark input stops decoding: timing an error path would mislead.
-    assert!(barcode::decode(GS1_UDI, &opts).is_ok(), "GS1 input must decode");
-    assert!(barcode::decode(HIBC, &opts).is_ok(), "HIBC input must decode");
-    assert!(rfid::decode_line(SGTIN_96).is_ok(), "SGTIN-96 input must decode");
+    assert!(
+        barcode::decode(GS1_UDI, &opts).is_ok(),
+        "GS1 input must decode"
+    );
+    assert!(
+        barcode::decode(HIBC, &opts).is_ok(),
+        "HIBC input must decode"
+    );
+    assert!(
+        rfid::decode_line(SGTIN_96).is_ok(),
+        "SGTIN-96 input must decode"
+    );
 
     let mut g = c.benchmark_group("decode");
     g.bench_function("gs1_datamatrix_udi", |b| {
         b.iter(|| barcode::decode(black_box(GS1_UDI), &opts))
     });
-    g.bench_function("hibc_concatenated", |b| b.iter(|| barcode::decode(black_box(HIBC), &opts)));
-    g.bench_function("sgtin_96", |b| b.iter(|| rfid::decode_line(black_box(SGTIN_96))));
+    g.bench_function("hibc_concatenated", |b| {
+        b.iter(|| barcode::decode(black_box(HIBC), &opts))
+    });
+    g.bench_function("sgtin_96", |b| {
+        b.iter(|| rfid::decode_line(black_box(SGTIN_96)))
+    });
     g.finish();
 }
 

@@ -12,6 +12,9 @@
 //! ```
 //! Every case must state an expectation. `TALLYMAN_CASES_FILTER=substr` runs a subset.
 
+// Test code: a failed unwrap is a failed test with its reason.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,8 @@
 //! `tallyman decode` and `tallyman --version`, run as the real binary (PRODUCT §7).
 
+// Test code: a failed unwrap is a failed test with its reason.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
