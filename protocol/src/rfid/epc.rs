@@ -9,7 +9,8 @@
 //! (partition 7 is undefined). Decoding follows the TDS decoding procedure:
 //!
 //! * Each decimal field must fit its digit count (company prefix `< 10^L`, reference
-//!   `< 10^(digits)`, a 0-digit reference must be 0), else the EPC is refused (`overflow`).
+//!   `< 10^(digits)`, so the single bit of a 0-digit SGLN location reference must be 0), else
+//!   the EPC is refused (`overflow`).
 //!   The fields are zero-padded to their digit count, except GIAI-96's individual asset
 //!   reference, which is an unpadded integer.
 //! * SGTIN-96 and GRAI-96 serials and the SGLN-96 extension are integers printed without
@@ -361,7 +362,8 @@ fn with_check(body: &str) -> Option<String> {
     Some(format!("{body}{}", char::from(c)))
 }
 
-/// Decode an EPC from hex without separators (upper or lower case).
+/// Decode an EPC from hex without separators (upper or lower case). Any digit count from the
+/// scheme's length up to [`MAX_EPC_HEX`] is read; whole bytes are the reader layer's concern.
 pub fn decode_hex(hex: &str) -> Result<Epc, DecodeError> {
     let raw = hex.as_bytes();
     if raw.is_empty() {

@@ -8,12 +8,30 @@
 pub mod epc;
 pub mod reader;
 
-use crate::{DecodeError, Summary};
+use crate::{DecodeError, ErrorKind, Summary};
+
+/// PC bit 8 (0x0100): set when the EPC memory holds an ISO/IEC 15961 UII with an AFI instead of
+/// a GS1 EPC.
+const PC_TOGGLE: u16 = 0x0100;
 
 /// Decode one reader line: find the EPC in it and decode the EPC. Error offsets point into
 /// `line`, also for problems found in the EPC itself.
 pub fn decode_line(line: &[u8]) -> Result<(reader::TagRead, epc::Epc), DecodeError> {
-    let (read, positions) = reader::parse_line_mapped(line)?;
+    let reader::Mapped {
+        read,
+        positions,
+        pc_at,
+    } = reader::parse_line_mapped(line)?;
+    if let (Some(pc), Some(at)) = (read.pc, pc_at) {
+        if pc & PC_TOGGLE != 0 {
+            return Err(DecodeError::new(
+                ErrorKind::Unsupported,
+                at,
+                format!("{pc:04X}").as_bytes(),
+                "the PC's toggle bit says this tag carries an ISO UII, not a GS1 EPC",
+            ));
+        }
+    }
     let epc = epc::decode_hex(&read.epc_hex).map_err(|mut e| {
         e.offset = positions
             .get(e.offset)
@@ -35,7 +53,6 @@ pub fn summary(read: &reader::TagRead, epc: &epc::Epc) -> Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ErrorKind;
     use proptest::prelude::*;
 
     #[test]
@@ -55,6 +72,9 @@ mod tests {
         assert_eq!(read.pc, Some(0x3000));
         assert_eq!(epc.gtin.as_deref(), Some("80614141123458"));
         assert_eq!(summary(&read, &epc).kind, "epc");
+        // Toggle bit set: an ISO UII, whatever it looks like.
+        let e = decode_line(b" 3100 3074 257B F719 4E40 0000 1A85").unwrap_err();
+        assert_eq!((e.kind, e.offset), (ErrorKind::Unsupported, 1));
     }
 
     proptest! {

@@ -25,7 +25,9 @@
 //!    PC, which is why step 1 comes first.)
 //! 3. `PC EPC CRC` (usual + 8): as step 2, and the last word is the CRC of PC and EPC.
 //!
-//! Anything else is left as it is: an EPC of a usual length is never shortened.
+//! Anything else is left as it is: an EPC of a usual length is never shortened. The PC is kept
+//! in [`TagRead::pc`]; [`crate::rfid::decode_line`] refuses a read whose PC has the toggle bit
+//! (bit 8) set, because such a tag carries an ISO/IEC 15961 UII rather than a GS1 EPC.
 
 use crate::{DecodeError, ErrorKind};
 
@@ -51,13 +53,22 @@ pub struct TagRead {
 
 /// Find the EPC in one reader line.
 pub fn parse_line(line: &[u8]) -> Result<TagRead, DecodeError> {
-    parse_line_mapped(line).map(|(read, _)| read)
+    parse_line_mapped(line).map(|m| m.read)
 }
 
-/// [`parse_line`], also returning where each EPC hex digit is in the line (one entry per digit
-/// of `epc_hex`, then the offset just after the last one), so that errors found in the EPC can
-/// point into the line.
-pub(crate) fn parse_line_mapped(line: &[u8]) -> Result<(TagRead, Vec<usize>), DecodeError> {
+/// A tag read with where its parts are in the line.
+#[derive(Debug)]
+pub(crate) struct Mapped {
+    pub read: TagRead,
+    /// The line offset of each digit of `read.epc_hex`, then the offset just after the EPC.
+    pub positions: Vec<usize>,
+    /// The line offset of the PC word, when there is one.
+    pub pc_at: Option<usize>,
+}
+
+/// [`parse_line`], also returning where the EPC's hex digits and the PC are in the line, so
+/// that errors found in the EPC can point into the line.
+pub(crate) fn parse_line_mapped(line: &[u8]) -> Result<Mapped, DecodeError> {
     if line.len() > MAX_LINE_LEN {
         return Err(DecodeError::new(
             ErrorKind::TooLong,
@@ -104,9 +115,13 @@ pub(crate) fn parse_line_mapped(line: &[u8]) -> Result<(TagRead, Vec<usize>), De
     } else {
         hex_groups(t, start)?
     };
-    strip_pc(&mut digits, &mut positions, &mut read);
+    let pc_at = strip_pc(&mut digits, &mut positions, &mut read);
     read.epc_hex = String::from_utf8_lossy(&digits).into_owned();
-    Ok((read, positions))
+    Ok(Mapped {
+        read,
+        positions,
+        pc_at,
+    })
 }
 
 /// Hex digits (upper-cased) of `s`, which is at `base` in the line, and their offsets plus the
@@ -245,11 +260,12 @@ pub fn crc16_gen2(data: &[u8]) -> u16 {
     !crc
 }
 
-/// Remove a PC word and/or a CRC by the heuristic of the module documentation.
-fn strip_pc(digits: &mut Vec<u8>, positions: &mut Vec<usize>, read: &mut TagRead) {
+/// Remove a PC word and/or a CRC by the heuristic of the module documentation; the line
+/// offset of a removed PC.
+fn strip_pc(digits: &mut Vec<u8>, positions: &mut Vec<usize>, read: &mut TagRead) -> Option<usize> {
     let n = digits.len();
     if n < 8 {
-        return;
+        return None;
     }
     // 1. EPC + CRC under the PC its length implies.
     if USUAL_EPC_DIGITS.contains(&(n - 4)) {
@@ -263,22 +279,22 @@ fn strip_pc(digits: &mut Vec<u8>, positions: &mut Vec<usize>, read: &mut TagRead
                 digits.truncate(n - 4);
                 // The CRC's first digit becomes the end of the EPC.
                 positions.truncate(n - 3);
-                return;
+                return None;
             }
         }
     }
-    let Some(pc) = word(digits, 0) else {
-        return;
-    };
+    let pc = word(digits, 0)?;
     let epc_digits = usize::from(pc >> 11) * 4;
     if !USUAL_EPC_DIGITS.contains(&epc_digits) {
-        return;
+        return None;
     }
+    let pc_at = positions.first().copied();
     if n == epc_digits + 4 {
         // 2. PC + EPC.
         digits.drain(..4);
         positions.drain(..4);
         read.pc = Some(pc);
+        return pc_at;
     } else if n == epc_digits + 8 {
         // 3. PC + EPC + CRC.
         let body = bytes(digits.get(..n - 4).unwrap_or_default());
@@ -288,8 +304,10 @@ fn strip_pc(digits: &mut Vec<u8>, positions: &mut Vec<usize>, read: &mut TagRead
             positions.truncate(n - 3);
             positions.drain(..4);
             read.pc = Some(pc);
+            return pc_at;
         }
     }
+    None
 }
 
 #[cfg(test)]
@@ -369,8 +387,10 @@ mod tests {
 
     #[test]
     fn positions_point_into_the_line() {
-        let (r, pos) = parse_line_mapped(b" 3000 3074 257B F719 4E40 0000 1A85").unwrap();
+        let m = parse_line_mapped(b" 3000 3074 257B F719 4E40 0000 1A85").unwrap();
+        let (r, pos) = (m.read, m.positions);
         assert_eq!(r.pc, Some(0x3000));
+        assert_eq!(m.pc_at, Some(1));
         assert_eq!(pos.len(), 25);
         assert_eq!(pos[0], 6);
         assert_eq!(pos[24], 35);
@@ -379,15 +399,15 @@ mod tests {
     proptest! {
         #[test]
         fn never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
-            if let Ok((r, pos)) = parse_line_mapped(&bytes) {
-                prop_assert_eq!(pos.len(), r.epc_hex.len() + 1);
+            if let Ok(m) = parse_line_mapped(&bytes) {
+                prop_assert_eq!(m.positions.len(), m.read.epc_hex.len() + 1);
             }
         }
 
         #[test]
         fn never_panics_on_hexish(s in "[ \t:0-9A-Fa-fxX,-]{0,80}(Tag:|Ant:|Count:)?[ 0-9A-F,]{0,40}") {
-            if let Ok((r, pos)) = parse_line_mapped(s.as_bytes()) {
-                prop_assert_eq!(pos.len(), r.epc_hex.len() + 1);
+            if let Ok(m) = parse_line_mapped(s.as_bytes()) {
+                prop_assert_eq!(m.positions.len(), m.read.epc_hex.len() + 1);
             }
         }
     }
