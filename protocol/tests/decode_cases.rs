@@ -183,10 +183,8 @@ fn decode_cases() {
     let mut failures = String::new();
     let mut total = 0;
     for file in case_files() {
-        if filter
-            .as_ref()
-            .is_some_and(|f| !file.to_string_lossy().contains(f.as_str()))
-        {
+        let name = file.file_name().unwrap().to_string_lossy();
+        if filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
             continue;
         }
         for case in load(&file) {
