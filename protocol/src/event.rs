@@ -869,6 +869,36 @@ mod tests {
         assert_eq!(ev.lines().first().map(|l| l.flags.len()), Some(0));
     }
 
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        const EXAMPLE: &str = r#"{"v":1,"id":"01937f6e-7c1a-7a4e-9b1e-3c7c2d0f8a11","facility":"north","gateway":"gw-north-01","source":"dock-1","seq":1042,"captured_at":"2026-11-24T10:15:03.120Z","kind":"transfer","reference":"PO00042","from":"WH/Dock","to":"WH/Stock","lines":[{"item":{"hibc":{"lic":"A123","pcn":"X1","unit":1}},"lot":"A1B2","serial":"S1","expiry":"2027-12-31","qty":"1","uom":"Units","flags":["expired"]}],"scan":null}"#;
+
+        proptest! {
+            #[test]
+            fn from_json_never_panics_on_arbitrary_bytes(b in proptest::collection::vec(any::<u8>(), 0..256)) {
+                let _ = Event::from_json(&b);
+            }
+
+            #[test]
+            fn from_json_never_panics_on_mutated_events(
+                edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6)
+            ) {
+                prop_assert!(Event::from_json(EXAMPLE.as_bytes()).is_ok());
+                let mut bytes = EXAMPLE.as_bytes().to_vec();
+                for (at, byte) in edits {
+                    let i = at.index(bytes.len());
+                    bytes[i] = byte;
+                }
+                if let Ok(ev) = Event::from_json(&bytes) {
+                    let again = serde_json::to_vec(&ev).unwrap();
+                    prop_assert_eq!(Event::from_json(&again).unwrap(), ev);
+                }
+            }
+        }
+    }
+
     #[test]
     fn the_embedded_schema_is_json() {
         let v: serde_json::Value = serde_json::from_str(JSON_SCHEMA_V1).unwrap();

@@ -323,7 +323,10 @@ impl Gtin14 {
             return Err(FieldError::new(
                 "gtin",
                 value,
-                format!("a GTIN has 8, 12, 13 or 14 digits, this one has {len} characters"),
+                format!(
+                    "a GTIN has 8, 12, 13 or 14 digits, this one has {} characters",
+                    value.chars().count()
+                ),
             ));
         }
         let mut padded = String::with_capacity(14);
