@@ -193,6 +193,13 @@ pub struct Checked {
 pub fn check_value(entry: &AiEntry, value: &[u8], today: Date) -> Result<Checked, Problem> {
     let label = entry.label();
     let (min, max) = (entry.min_len(), entry.max_len());
+    if value.is_empty() {
+        return Err(Problem::new(
+            ErrorKind::TooShort,
+            0,
+            format!("{label} has no value"),
+        ));
+    }
     if value.len() < min {
         let msg = if min == max {
             format!("{label} needs {min} characters, got {}", value.len())
@@ -240,7 +247,7 @@ pub fn check_value(entry: &AiEntry, value: &[u8], today: Date) -> Result<Checked
             return Err(Problem::new(
                 ErrorKind::TooShort,
                 pos,
-                format!("{label}: a part needs at least {} characters", comp.min),
+                format!("{label}: a part is empty"),
             ));
         }
         check_cset(comp.cset, part, &label).map_err(|p| p.shifted(pos))?;
@@ -298,7 +305,7 @@ fn check_cset(cset: Cset, part: &[u8], label: &str) -> Result<(), Problem> {
         Problem::new(
             ErrorKind::InvalidCharacter,
             i,
-            format!("{label}: {} is not allowed, {what}", show_byte(b)),
+            format!("{label}: {} is not allowed ({what})", show_byte(b)),
         )
     };
     match cset {
@@ -310,7 +317,7 @@ fn check_cset(cset: Cset, part: &[u8], label: &str) -> Result<(), Problem> {
             Some(i) => Err(bad(
                 i,
                 part.get(i).copied().unwrap_or(0),
-                "only GS1 character set 82",
+                "GS1 character set 82 only",
             )),
             None => Ok(()),
         },
@@ -318,7 +325,7 @@ fn check_cset(cset: Cset, part: &[u8], label: &str) -> Result<(), Problem> {
             Some(i) => Err(bad(
                 i,
                 part.get(i).copied().unwrap_or(0),
-                "only GS1 character set 39",
+                "GS1 character set 39 only",
             )),
             None => Ok(()),
         },
@@ -336,7 +343,7 @@ fn check_cset(cset: Cset, part: &[u8], label: &str) -> Result<(), Problem> {
                 Some(i) => Err(bad(
                     i,
                     part.get(i).copied().unwrap_or(0),
-                    "only URI-safe base64",
+                    "URI-safe base64 only",
                 )),
                 None => Ok(()),
             }

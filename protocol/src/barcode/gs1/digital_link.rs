@@ -285,7 +285,7 @@ fn check_order(
             alt.iter()
                 .map(|a| format!("({a})"))
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(" then ")
         })
         .collect();
     let known = alternatives.iter().any(|alt| alt.contains(&entry.ai));
@@ -296,14 +296,14 @@ fn check_order(
             "({}) is out of order: after ({}) the qualifiers come in the order {}",
             entry.ai,
             key.ai,
-            allowed.join(" or ")
+            allowed.join(", or ")
         )
     } else {
         format!(
             "({}) cannot qualify ({}) in a Digital Link path; allowed: {}",
             entry.ai,
             key.ai,
-            allowed.join(" or ")
+            allowed.join(", or ")
         )
     };
     Err(DecodeError::new(

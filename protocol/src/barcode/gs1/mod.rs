@@ -375,6 +375,42 @@ mod tests {
             decode_all(&data);
         }
 
+        /// The same lot and serial read the same from all three forms.
+        #[test]
+        fn the_three_forms_agree(
+            lot in "[!\"%&'()*+,./0-9:;<=>?A-Z_a-z-]{1,20}",
+            serial in "[!\"%&'()*+,./0-9:;<=>?A-Z_a-z-]{1,20}",
+        ) {
+            let es = format!("01095011010209171727123110{lot}\x1d21{serial}");
+            let hri = format!(
+                "(01)09501101020917(17)271231(10){}(21){}",
+                lot.replace('(', "\\("),
+                serial.replace('(', "\\(")
+            );
+            let pct = |s: &str| {
+                s.bytes()
+                    .map(|b| if b.is_ascii_alphanumeric() { char::from(b).to_string() } else { format!("%{b:02X}") })
+                    .collect::<String>()
+            };
+            let dl = format!(
+                "https://example.com/01/09501101020917/10/{}/21/{}?17=271231",
+                pct(&lot),
+                pct(&serial)
+            );
+            let a = parse_element_string(es.as_bytes(), today()).unwrap();
+            let b = parse_bracketed(hri.as_bytes(), today()).unwrap();
+            let c = parse_digital_link(dl.as_bytes(), today()).unwrap();
+            prop_assert_eq!(a.lot(), Some(lot.as_str()));
+            prop_assert_eq!(a.serial(), Some(serial.as_str()));
+            prop_assert_eq!(&a.elements, &b.elements);
+            let mut sorted = c.elements.clone();
+            sorted.sort_by(|x, y| x.ai.cmp(&y.ai));
+            let mut expected = a.elements.clone();
+            expected.sort_by(|x, y| x.ai.cmp(&y.ai));
+            prop_assert_eq!(sorted, expected);
+            prop_assert_eq!(a.expiry(), Date::new(2027, 12, 31));
+        }
+
         #[test]
         fn never_panics_on_gs1_like_text(s in "[0-9A-Za-z()%/?&=:.\\\\\x1d]{0,80}") {
             decode_all(s.as_bytes());
