@@ -69,7 +69,10 @@ fn reads_stdin_lines_and_exits_1_if_any_input_failed() {
     let err = &lines[2]["error"];
     assert_eq!(err["kind"], "check_digit");
     assert_eq!(err["offset"], 12);
-    assert!(err["message"].as_str().unwrap().contains('7'), "{err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("expected 8"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -118,7 +121,7 @@ fn errors_carry_kind_offset_and_escaped_value() {
 #[test]
 fn nonsense_never_crashes_the_decoder() {
     let mut junk = Vec::new();
-    for i in (0..=255u8).filter(|&i| i != b'\n') {
+    for i in (0..=255u8).filter(|&i| i != b'\n' && i.wrapping_mul(7) != b'\n') {
         junk.extend_from_slice(&[i, i.wrapping_mul(7), b'(', b']', 0x1d, i]);
         junk.push(b'\n');
     }
@@ -131,8 +134,8 @@ fn nonsense_never_crashes_the_decoder() {
         "stderr: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(lines.len(), 256);
-    assert_eq!(lines[255]["error"]["kind"], "too_long");
+    assert_eq!(lines.len(), 255);
+    assert_eq!(lines[254]["error"]["kind"], "too_long");
 }
 
 #[test]

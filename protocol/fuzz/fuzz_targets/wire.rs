@@ -7,7 +7,7 @@ use tallyman_protocol::wire;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(event) = wire::decode(data) {
-        let again = wire::encode(&event);
+        let again = wire::encode(&event).unwrap_or_default();
         assert_eq!(wire::decode(&again).ok(), Some(event));
     }
 });
