@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use serde_json::{Value, json};
 use tallyman_protocol::barcode::{DecodeOptions, MAX_SCAN_LEN};
-use tallyman_protocol::error::escape;
+use tallyman_protocol::error::escape_bounded;
 use tallyman_protocol::{Date, DecodeError, ErrorKind, decode_to_summary};
 
 use crate::cli::DecodeArgs;
@@ -80,7 +80,8 @@ pub fn run(args: &DecodeArgs) -> anyhow::Result<ExitCode> {
 fn render(input: &[u8], opts: &DecodeOptions, rfid: bool) -> Value {
     let data = unescape_gs(input);
     let result = decode_to_summary(&data, opts, rfid);
-    let shown = escape(&data);
+    // The whole input, as long as a decoder would look at it.
+    let shown = escape_bounded(&data, MAX_SCAN_LEN);
     match result {
         Ok(summary) => {
             let mut v = serde_json::to_value(summary).unwrap_or_else(|e| {

@@ -108,8 +108,13 @@ impl DecodeError {
 /// Printable ASCII stays as it is, a backslash doubles, GS becomes `\x1d`, every other byte
 /// `\xNN`. At most [`MAX_ESCAPED_VALUE`] bytes are shown; a longer value ends in `…`.
 pub fn escape(bytes: &[u8]) -> String {
+    escape_bounded(bytes, MAX_ESCAPED_VALUE)
+}
+
+/// [`escape`] with another bound on how many input bytes are shown.
+pub fn escape_bounded(bytes: &[u8], max: usize) -> String {
     use fmt::Write;
-    let shown = bytes.get(..MAX_ESCAPED_VALUE).unwrap_or(bytes);
+    let shown = bytes.get(..max).unwrap_or(bytes);
     let mut out = String::with_capacity(shown.len() + 8);
     for &b in shown {
         match b {

@@ -60,6 +60,9 @@ pub struct Summary {
     pub pure_identity: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tag_uri: Option<String>,
+    /// The reader antenna that saw the tag, when the reader line names it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub antenna: Option<u16>,
     /// The EPC as normalised upper-case hex.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hex: Option<String>,

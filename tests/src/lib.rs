@@ -12,7 +12,6 @@ pub fn tallyman_bin() -> PathBuf {
             .package("tallyman-agent")
             .bin("tallyman")
             .current_release()
-            .current_target()
             .arg("--locked")
             .run()
             .unwrap_or_else(|e| panic!("building the tallyman binary failed: {e}"));

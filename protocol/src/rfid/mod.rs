@@ -45,9 +45,10 @@ pub fn decode_line(line: &[u8]) -> Result<(reader::TagRead, epc::Epc), DecodeErr
 
 /// The flat JSON view of a decoded reader line.
 pub fn summary(read: &reader::TagRead, epc: &epc::Epc) -> Summary {
-    // The summary has no antenna, count or RSSI fields (yet); they stay in the TagRead.
-    let _ = read;
-    epc.summary()
+    Summary {
+        antenna: read.antenna,
+        ..epc.summary()
+    }
 }
 
 #[cfg(test)]
