@@ -36,27 +36,10 @@ pub fn detect(data: &[u8]) -> Option<Isbt128> {
     }
     match (data.first(), data.get(1)) {
         (Some(b'=' | b'&'), Some(0x21..=0x7e)) => Some(Isbt128 {
-            raw: escape_all(data),
+            raw: crate::error::escape_bounded(data, usize::MAX),
         }),
         _ => None,
     }
-}
-
-/// Like [`crate::error::escape`], without its length limit.
-fn escape_all(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut out = String::with_capacity(bytes.len());
-    for &b in bytes {
-        match b {
-            b'\\' => out.push_str("\\\\"),
-            0x20..=0x7e => out.push(char::from(b)),
-            _ => {
-                // Writing to a String cannot fail.
-                let _ = write!(out, "\\x{b:02x}");
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -593,19 +593,11 @@ impl RawScan {
                 ),
             ));
         }
-        let mut out = String::with_capacity(bytes.len());
-        for &b in bytes {
-            match b {
-                b'\\' => out.push_str("\\\\"),
-                0x20..=0x7e => out.push(char::from(b)),
-                _ => {
-                    out.push_str("\\x");
-                    out.push(hex_digit(b >> 4));
-                    out.push(hex_digit(b & 0x0f));
-                }
-            }
-        }
-        Ok(RawScan(out))
+        // The same escaping as every error value, without the length limit of errors.
+        Ok(RawScan(crate::error::escape_bounded(
+            bytes,
+            Self::MAX_BYTES,
+        )))
     }
 
     /// The scan's bytes, unescaped.
@@ -633,15 +625,6 @@ impl RawScan {
 }
 
 text_traits!(RawScan);
-
-fn hex_digit(n: u8) -> char {
-    char::from(
-        b"0123456789abcdef"
-            .get(usize::from(n))
-            .copied()
-            .unwrap_or(b'0'),
-    )
-}
 
 fn hex_value(h: u8) -> Option<u8> {
     match h {
