@@ -167,3 +167,67 @@ fn element_string(data: &[u8], opts: &DecodeOptions) -> Result<Content, DecodeEr
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn opts() -> DecodeOptions {
+        DecodeOptions {
+            gs_aliases: vec![b"<GS>".to_vec(), b"~".to_vec()],
+            today: Date::new(2026, 11, 24).unwrap(),
+        }
+    }
+
+    #[test]
+    fn aliases_map_back_to_the_scanners_bytes() {
+        let e = decode(b"]d20109501101020917<GS>10AB#", &opts()).unwrap_err();
+        assert_eq!((e.kind, e.offset), (ErrorKind::InvalidCharacter, 27));
+        let scan = decode(b"0109501101020917~10AB<GS>21S1", &opts()).unwrap();
+        assert_eq!(scan.summary().serial.as_deref(), Some("S1"));
+    }
+
+    #[test]
+    fn refuses_over_long_scans_before_parsing() {
+        let long = vec![b'1'; MAX_SCAN_LEN + 1];
+        assert_eq!(decode(&long, &opts()).unwrap_err().kind, ErrorKind::TooLong);
+    }
+
+    fn scan_like() -> impl Strategy<Value = Vec<u8>> {
+        let piece = prop_oneof![
+            Just(b"]d2".to_vec()),
+            Just(b"]C1".to_vec()),
+            Just(b"]E0".to_vec()),
+            Just(b"0109501101020917".to_vec()),
+            Just(b"17271200".to_vec()),
+            Just(b"10".to_vec()),
+            Just(b"<GS>".to_vec()),
+            Just(b"~".to_vec()),
+            Just(vec![GS]),
+            Just(b"(".to_vec()),
+            Just(b")".to_vec()),
+            Just(b"+".to_vec()),
+            Just(b"https://x/01/".to_vec()),
+            proptest::collection::vec(any::<u8>(), 0..6),
+        ];
+        proptest::collection::vec(piece, 0..12).prop_map(|v| v.concat())
+    }
+
+    proptest! {
+        /// Any input decodes or fails with an offset inside the input.
+        #[test]
+        fn never_panics_and_offsets_stay_in_the_input(input in scan_like()) {
+            if let Err(e) = decode(&input, &opts()) {
+                prop_assert!(e.offset <= input.len(), "{e} for {input:?}");
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes(input in proptest::collection::vec(any::<u8>(), 0..64)) {
+            if let Err(e) = decode(&input, &opts()) {
+                prop_assert!(e.offset <= input.len(), "{e} for {input:?}");
+            }
+        }
+    }
+}
