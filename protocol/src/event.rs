@@ -677,6 +677,13 @@ impl Event {
         self.seq
     }
 
+    /// The same event with the gateway's sequence number set: the spool numbers events in
+    /// the order it accepts them. Any `u64` is valid.
+    pub fn with_seq(mut self, seq: u64) -> Event {
+        self.seq = seq;
+        self
+    }
+
     pub fn captured_at(&self) -> Timestamp {
         self.captured_at
     }
