@@ -2,13 +2,12 @@
 
 use std::io::{self, BufRead, Read, Write};
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use serde_json::{Value, json};
 use tallyman_protocol::barcode::{DecodeOptions, MAX_SCAN_LEN};
 use tallyman_protocol::error::escape_bounded;
-use tallyman_protocol::{Date, DecodeError, ErrorKind, decode_to_summary};
+use tallyman_protocol::{DecodeError, ErrorKind, decode_to_summary};
 
 use crate::cli::DecodeArgs;
 
@@ -25,7 +24,7 @@ pub fn run(args: &DecodeArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|a| a.as_bytes().to_vec())
             .collect(),
-        today: today(),
+        today: crate::clock::today(),
     };
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
@@ -118,16 +117,6 @@ fn unescape_gs(input: &[u8]) -> Vec<u8> {
         }
     }
     out
-}
-
-/// Today in UTC, for the GS1 century window. A clock before 1970 is treated as 1970.
-fn today() -> Date {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    Date::from_unix_days(days).unwrap_or(Date::UNIX_EPOCH)
 }
 
 #[cfg(test)]

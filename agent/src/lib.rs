@@ -5,7 +5,11 @@
 //! (pure state machines).
 
 pub mod cli;
+pub mod clock;
 pub mod decode;
+pub mod delivery;
+pub mod shutdown;
+pub mod sinks;
 pub mod spool;
 pub mod workflow;
 

@@ -1,0 +1,673 @@
+//! The delivery engine: one task per sink, reading the spool from that sink's own cursor.
+//!
+//! Contract (PRODUCT §1, §4, §5):
+//! - Each sink sees events in spool order (FIFO per sink); dead letters replayed by an operator
+//!   come first.
+//! - Outcomes are applied in order. `Delivered` and `Rejected` (→ dead letter) advance the
+//!   sink's cursor; the first `Retry` stops the batch: that event and everything after it are
+//!   handed to the sink again after a backoff (exponential, with jitter, capped; a sink's
+//!   `Retry-After` is honoured). Nothing is ever skipped.
+//! - Events whose kind is not routed to a sink are passed over (cursor moves) without calling it.
+//! - Sinks are independent: a sink that fails forever only delays itself. Intake never waits
+//!   for a sink.
+//! - On shutdown the engine stops taking new batches; a delivery in flight gets until the grace
+//!   deadline, then it is abandoned (its events stay in the spool and come again after restart).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tallyman_protocol::event::{Event, Kind, Timestamp};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::shutdown::Shutdown;
+use crate::sinks::{Outcome, Sink};
+
+/// An event waiting for a sink.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub seq: u64,
+    pub event: Event,
+}
+
+/// Why and how an event was given up on, for its dead letter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub reason: String,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub first_attempt_at: Timestamp,
+    pub last_attempt_at: Timestamp,
+}
+
+/// A failure of the store behind the engine, as text: the engine logs it and tries again.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct BacklogError(pub String);
+
+/// What the engine needs from the spool. The spool implements it; tests use an in-memory one.
+pub trait Backlog: Send + Sync + 'static {
+    /// Up to `max` events for `sink`, replayed dead letters first, then in spool order after
+    /// the sink's cursor.
+    fn next_batch(&self, sink: &str, max: usize) -> Result<Vec<Pending>, BacklogError>;
+    /// `sink` is done with these events (delivered, or not routed to it).
+    fn delivered(&self, sink: &str, seqs: &[u64]) -> Result<(), BacklogError>;
+    /// `sink` gave up on this event: keep it as a dead letter (durably) and move on.
+    fn dead_letter(&self, sink: &str, seq: u64, rejection: Rejection) -> Result<(), BacklogError>;
+    /// Changes whenever there may be new work (appends, replays).
+    fn subscribe(&self) -> watch::Receiver<u64>;
+}
+
+/// How one sink is driven.
+#[derive(Debug, Clone)]
+pub struct SinkSettings {
+    pub name: String,
+    /// Kinds routed to this sink.
+    pub kinds: Vec<Kind>,
+    pub batch_size: usize,
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+    /// How long a delivery in flight may go on after shutdown was triggered.
+    pub shutdown_grace: Duration,
+}
+
+/// The longest wait a sink's own `Retry-After` can impose.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// Exponential backoff with "equal jitter": attempt n waits between half and all of
+/// `min(max, initial × 2^(n-1))`.
+#[derive(Debug)]
+struct Backoff {
+    initial: Duration,
+    max: Duration,
+    failures: u32,
+    rng: u64,
+}
+
+impl Backoff {
+    fn new(initial: Duration, max: Duration, seed: u64) -> Backoff {
+        Backoff {
+            initial,
+            max: max.max(initial),
+            failures: 0,
+            rng: seed | 1,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.failures = 0;
+    }
+
+    /// The wait before the next attempt.
+    fn next(&mut self, after: Option<Duration>) -> Duration {
+        self.failures = self.failures.saturating_add(1);
+        if let Some(after) = after {
+            return after.min(MAX_RETRY_AFTER);
+        }
+        let shift = (self.failures - 1).min(30);
+        let base = self.initial.saturating_mul(1u32 << shift).min(self.max);
+        let half = base / 2;
+        // xorshift64: jitter only, not security.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let frac = (self.rng % 1_000_001) as f64 / 1_000_000.0;
+        half + half.mul_f64(frac)
+    }
+}
+
+/// Per-event attempt bookkeeping, for dead letters.
+#[derive(Debug, Clone)]
+struct Attempts {
+    count: u32,
+    first: Timestamp,
+    last_error: Option<String>,
+}
+
+/// Drive one sink until shutdown.
+pub async fn run_sink(
+    backlog: Arc<dyn Backlog>,
+    mut sink: Box<dyn Sink>,
+    settings: SinkSettings,
+    mut shutdown: Shutdown,
+) {
+    let name = settings.name.clone();
+    let seed = u64::from_le_bytes(random_bytes());
+    let mut backoff = Backoff::new(settings.retry_initial, settings.retry_max, seed);
+    let mut attempts: HashMap<u64, Attempts> = HashMap::new();
+    let mut changes = backlog.subscribe();
+    info!(sink = %name, "Sink started.");
+    loop {
+        if shutdown.is_triggered() {
+            break;
+        }
+        changes.mark_unchanged();
+        let batch = match backlog.next_batch(&name, settings.batch_size.max(1)) {
+            Ok(b) => b,
+            Err(e) => {
+                warn!(sink = %name, error = %e, "Reading the spool failed; will retry.");
+                if pause(backoff.next(None), &mut shutdown).await {
+                    break;
+                }
+                continue;
+            }
+        };
+        if batch.is_empty() {
+            tokio::select! {
+                _ = changes.changed() => {}
+                _ = shutdown.wait() => break,
+            }
+            continue;
+        }
+
+        // Pass over what is not routed here, keeping order: only a prefix can be passed over
+        // before the first routed event.
+        let routed_from = batch
+            .iter()
+            .position(|p| settings.kinds.contains(&p.event.kind()))
+            .unwrap_or(batch.len());
+        if routed_from > 0 {
+            let skipped: Vec<u64> = batch.iter().take(routed_from).map(|p| p.seq).collect();
+            if let Err(e) = backlog.delivered(&name, &skipped) {
+                warn!(sink = %name, error = %e, "Moving the cursor failed; will retry.");
+                if pause(backoff.next(None), &mut shutdown).await {
+                    break;
+                }
+            }
+            continue;
+        }
+        let routed_len = batch
+            .iter()
+            .position(|p| !settings.kinds.contains(&p.event.kind()))
+            .unwrap_or(batch.len());
+        let batch: Vec<Pending> = batch.into_iter().take(routed_len).collect();
+        let events: Vec<Event> = batch.iter().map(|p| p.event.clone()).collect();
+
+        let outcomes = {
+            let delivery = sink.deliver(&events);
+            tokio::pin!(delivery);
+            tokio::select! {
+                out = &mut delivery => out,
+                _ = shutdown.wait() => {
+                    match tokio::time::timeout(settings.shutdown_grace, &mut delivery).await {
+                        Ok(out) => out,
+                        Err(_) => {
+                            warn!(sink = %name, events = events.len(), "Delivery still in flight at the shutdown deadline; abandoned, the events stay in the spool.");
+                            break;
+                        }
+                    }
+                }
+            }
+        };
+
+        let now = crate::clock::now();
+        let mut done: Vec<u64> = Vec::new();
+        let mut retry: Option<(Option<Duration>, String)> = None;
+        for (i, pending) in batch.iter().enumerate() {
+            let outcome = outcomes.get(i).cloned().unwrap_or_else(|| Outcome::Retry {
+                after: None,
+                error: "the sink returned no outcome for this event".into(),
+            });
+            let id = pending.event.id();
+            match outcome {
+                Outcome::Delivered => {
+                    debug!(sink = %name, event_id = %id, "Delivered.");
+                    attempts.remove(&pending.seq);
+                    done.push(pending.seq);
+                }
+                Outcome::Rejected { reason } => {
+                    if let Err(e) = flush_done(&*backlog, &name, &mut done) {
+                        warn!(sink = %name, error = %e, "Moving the cursor failed; will retry.");
+                        retry = Some((None, e.0));
+                        break;
+                    }
+                    let a = attempts.remove(&pending.seq);
+                    let rejection = Rejection {
+                        reason: reason.clone(),
+                        attempts: a.as_ref().map_or(1, |a| a.count.saturating_add(1)),
+                        last_error: a.as_ref().and_then(|a| a.last_error.clone()),
+                        first_attempt_at: a.map_or(now, |a| a.first),
+                        last_attempt_at: now,
+                    };
+                    let store = Arc::clone(&backlog);
+                    let sink_name = name.clone();
+                    let seq = pending.seq;
+                    let stored = tokio::task::spawn_blocking(move || {
+                        store.dead_letter(&sink_name, seq, rejection)
+                    })
+                    .await;
+                    match stored {
+                        Ok(Ok(())) => {
+                            warn!(sink = %name, event_id = %id, reason = %reason, "Event refused by the sink; kept as a dead letter.");
+                        }
+                        Ok(Err(e)) => {
+                            warn!(sink = %name, event_id = %id, error = %e, "Storing a dead letter failed; will retry.");
+                            retry = Some((None, e.0));
+                            break;
+                        }
+                        Err(e) => {
+                            retry = Some((None, format!("dead-letter task failed: {e}")));
+                            break;
+                        }
+                    }
+                }
+                Outcome::Retry { after, error } => {
+                    let a = attempts.entry(pending.seq).or_insert(Attempts {
+                        count: 0,
+                        first: now,
+                        last_error: None,
+                    });
+                    a.count = a.count.saturating_add(1);
+                    a.last_error = Some(error.clone());
+                    retry = Some((after, error));
+                    break;
+                }
+            }
+        }
+        if let Err(e) = flush_done(&*backlog, &name, &mut done) {
+            warn!(sink = %name, error = %e, "Moving the cursor failed; will retry.");
+            retry = retry.or(Some((None, e.0)));
+        }
+        match retry {
+            None => backoff.reset(),
+            Some((after, error)) => {
+                let wait = backoff.next(after);
+                warn!(sink = %name, attempt = backoff.failures, error = %error, wait_ms = wait.as_millis() as u64, "Delivery failed; will retry.");
+                if pause(wait, &mut shutdown).await {
+                    break;
+                }
+            }
+        }
+    }
+    info!(sink = %name, "Sink stopped.");
+}
+
+fn flush_done(backlog: &dyn Backlog, sink: &str, done: &mut Vec<u64>) -> Result<(), BacklogError> {
+    if done.is_empty() {
+        return Ok(());
+    }
+    backlog.delivered(sink, done)?;
+    done.clear();
+    Ok(())
+}
+
+/// Wait `d`, or until shutdown. True if shutdown came first.
+async fn pause(d: Duration, shutdown: &mut Shutdown) -> bool {
+    let until = Instant::now() + d;
+    tokio::select! {
+        _ = tokio::time::sleep_until(until) => false,
+        _ = shutdown.wait() => true,
+    }
+}
+
+fn random_bytes() -> [u8; 8] {
+    let mut b = [0u8; 8];
+    // Without the OS generator the jitter is merely less random; delivery still works.
+    let _ = getrandom::fill(&mut b);
+    b
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    use tallyman_protocol::event::{
+        FacilityId, GatewayId, Header, Item, Line, Location, Quantity, SourceName, Uom,
+    };
+
+    use super::*;
+    use crate::sinks::DeliverFuture;
+
+    /// An in-memory spool: per-sink cursors over one list, dead letters, a change counter.
+    struct MemBacklog {
+        events: Vec<Pending>,
+        state: Mutex<MemState>,
+        tx: watch::Sender<u64>,
+    }
+
+    #[derive(Default)]
+    struct MemState {
+        cursor: HashMap<String, usize>,
+        dead: Vec<(String, u64, Rejection)>,
+        delivered: HashMap<String, Vec<u64>>,
+    }
+
+    impl MemBacklog {
+        fn new(n: u64, kinds: impl Fn(u64) -> Kind) -> Arc<MemBacklog> {
+            let events = (1..=n)
+                .map(|seq| Pending {
+                    seq,
+                    event: event(seq, kinds(seq)),
+                })
+                .collect();
+            Arc::new(MemBacklog {
+                events,
+                state: Mutex::default(),
+                tx: watch::channel(0).0,
+            })
+        }
+
+        fn delivered_to(&self, sink: &str) -> Vec<u64> {
+            self.state
+                .lock()
+                .unwrap()
+                .delivered
+                .get(sink)
+                .cloned()
+                .unwrap_or_default()
+        }
+
+        fn dead(&self) -> Vec<(String, u64, Rejection)> {
+            self.state.lock().unwrap().dead.clone()
+        }
+    }
+
+    impl Backlog for MemBacklog {
+        fn next_batch(&self, sink: &str, max: usize) -> Result<Vec<Pending>, BacklogError> {
+            let st = self.state.lock().unwrap();
+            let from = st.cursor.get(sink).copied().unwrap_or(0);
+            Ok(self.events.iter().skip(from).take(max).cloned().collect())
+        }
+
+        fn delivered(&self, sink: &str, seqs: &[u64]) -> Result<(), BacklogError> {
+            let mut st = self.state.lock().unwrap();
+            let c = st.cursor.entry(sink.to_string()).or_default();
+            for &s in seqs {
+                assert_eq!(self.events[*c].seq, s, "cursor moves in order");
+                *c += 1;
+            }
+            st.delivered
+                .entry(sink.to_string())
+                .or_default()
+                .extend_from_slice(seqs);
+            Ok(())
+        }
+
+        fn dead_letter(&self, sink: &str, seq: u64, r: Rejection) -> Result<(), BacklogError> {
+            let mut st = self.state.lock().unwrap();
+            let c = st.cursor.entry(sink.to_string()).or_default();
+            assert_eq!(self.events[*c].seq, seq, "dead letters keep the order");
+            *c += 1;
+            st.dead.push((sink.to_string(), seq, r));
+            Ok(())
+        }
+
+        fn subscribe(&self) -> watch::Receiver<u64> {
+            self.tx.subscribe()
+        }
+    }
+
+    fn event(seq: u64, kind: Kind) -> Event {
+        let header = Header {
+            id: crate::clock::new_event_id(crate::clock::now()),
+            facility: FacilityId::new("north").unwrap(),
+            gateway: GatewayId::new("gw-1").unwrap(),
+            source: SourceName::new("dock-1").unwrap(),
+            seq,
+            captured_at: crate::clock::now(),
+        };
+        let line = Line::new(
+            Item::Code(tallyman_protocol::event::ItemCode::new("GLOVE-M").unwrap()),
+            Quantity::new("1").unwrap(),
+            Uom::new("Units").unwrap(),
+        );
+        let loc = Location::new("WH/Stock").unwrap();
+        match kind {
+            Kind::Consumption => Event::consumption(header, loc, vec![line]).unwrap(),
+            _ => Event::receipt(header, loc, vec![line]).unwrap(),
+        }
+    }
+
+    /// A sink that answers from a script (then `Delivered`), recording when it was called.
+    struct Scripted {
+        script: Arc<Mutex<VecDeque<Outcome>>>,
+        calls: Calls,
+        fail_forever: bool,
+    }
+
+    impl Sink for Scripted {
+        fn deliver<'a>(&'a mut self, batch: &'a [Event]) -> DeliverFuture<'a> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push((Instant::now(), batch.iter().map(|e| e.seq()).collect()));
+            let mut script = self.script.lock().unwrap();
+            let out = batch
+                .iter()
+                .map(|_| {
+                    if self.fail_forever {
+                        Outcome::Retry {
+                            after: None,
+                            error: "down".into(),
+                        }
+                    } else {
+                        script.pop_front().unwrap_or(Outcome::Delivered)
+                    }
+                })
+                .collect();
+            Box::pin(async move { out })
+        }
+    }
+
+    fn settings(name: &str, batch: usize) -> SinkSettings {
+        SinkSettings {
+            name: name.into(),
+            kinds: vec![Kind::Receipt, Kind::Transfer, Kind::Consumption, Kind::Scan],
+            batch_size: batch,
+            retry_initial: Duration::from_millis(500),
+            retry_max: Duration::from_secs(8),
+            shutdown_grace: Duration::from_secs(1),
+        }
+    }
+
+    type Calls = Arc<Mutex<Vec<(Instant, Vec<u64>)>>>;
+
+    fn scripted(outcomes: Vec<Outcome>, fail_forever: bool) -> (Box<Scripted>, Calls) {
+        let calls: Calls = Arc::default();
+        let sink = Scripted {
+            script: Arc::new(Mutex::new(outcomes.into())),
+            calls: Arc::clone(&calls),
+            fail_forever,
+        };
+        (Box::new(sink), calls)
+    }
+
+    /// Poll `cond` on the paused clock until it holds (the clock advances only when every task
+    /// is idle, so this is a deadline in virtual time, not a sleep).
+    async fn until(cond: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(3600);
+        while !cond() {
+            assert!(
+                Instant::now() < deadline,
+                "condition not reached in virtual time"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn transient_failures_are_retried_with_growing_backoff() {
+        let backlog = MemBacklog::new(1, |_| Kind::Receipt);
+        let retry = || Outcome::Retry {
+            after: None,
+            error: "503".into(),
+        };
+        let (sink, calls) = scripted(vec![retry(), retry(), retry(), retry()], false);
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let task = tokio::spawn(run_sink(
+            backlog.clone(),
+            sink,
+            settings("hub", 10),
+            shutdown,
+        ));
+        until(|| backlog.delivered_to("hub") == vec![1]).await;
+        trigger.fire();
+        task.await.unwrap();
+
+        let calls = calls.lock().unwrap();
+        assert_eq!(calls.len(), 5, "four failures, then the delivery");
+        let gaps: Vec<Duration> = calls.windows(2).map(|w| w[1].0 - w[0].0).collect();
+        // Attempt n waits between half and all of 500 ms × 2^(n-1).
+        for (n, gap) in gaps.iter().enumerate() {
+            let base = Duration::from_millis(500) * (1 << n);
+            assert!(
+                *gap >= base / 2 && *gap <= base,
+                "gap {n} = {gap:?}, base {base:?}"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_from_the_sink_is_honoured_and_the_cap_holds() {
+        let backlog = MemBacklog::new(1, |_| Kind::Receipt);
+        let mut script = vec![Outcome::Retry {
+            after: Some(Duration::from_secs(42)),
+            error: "429".into(),
+        }];
+        script.extend((0..8).map(|_| Outcome::Retry {
+            after: None,
+            error: "down".into(),
+        }));
+        let (sink, calls) = scripted(script, false);
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let task = tokio::spawn(run_sink(
+            backlog.clone(),
+            sink,
+            settings("hub", 10),
+            shutdown,
+        ));
+        until(|| backlog.delivered_to("hub") == vec![1]).await;
+        trigger.fire();
+        task.await.unwrap();
+        let calls = calls.lock().unwrap();
+        let gaps: Vec<Duration> = calls.windows(2).map(|w| w[1].0 - w[0].0).collect();
+        assert_eq!(gaps[0], Duration::from_secs(42));
+        assert!(
+            gaps.iter().skip(1).all(|g| *g <= Duration::from_secs(8)),
+            "{gaps:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rejected_events_become_dead_letters_and_order_holds() {
+        let backlog = MemBacklog::new(6, |_| Kind::Receipt);
+        // The sink answers for every event it is handed; the engine uses the answers up to the
+        // first retry and hands the rest again.
+        let script = vec![
+            Outcome::Delivered,
+            Outcome::Rejected {
+                reason: "unknown product".into(),
+            },
+            Outcome::Retry {
+                after: None,
+                error: "timeout".into(),
+            },
+            Outcome::Delivered,
+            Outcome::Delivered,
+            Outcome::Delivered,
+            // The retry hands 3..=6 again:
+            Outcome::Rejected {
+                reason: "lot expired".into(),
+            },
+        ];
+        let (sink, calls) = scripted(script, false);
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let task = tokio::spawn(run_sink(
+            backlog.clone(),
+            sink,
+            settings("odoo", 10),
+            shutdown,
+        ));
+        until(|| backlog.delivered_to("odoo").len() == 4).await;
+        trigger.fire();
+        task.await.unwrap();
+
+        assert_eq!(backlog.delivered_to("odoo"), vec![1, 4, 5, 6]);
+        let dead = backlog.dead();
+        assert_eq!(dead.len(), 2);
+        assert_eq!(
+            (dead[0].1, dead[0].2.reason.as_str(), dead[0].2.attempts),
+            (2, "unknown product", 1)
+        );
+        assert_eq!(
+            (dead[1].1, dead[1].2.reason.as_str(), dead[1].2.attempts),
+            (3, "lot expired", 2)
+        );
+        assert_eq!(dead[1].2.last_error.as_deref(), Some("timeout"));
+        let batches: Vec<Vec<u64>> = calls.lock().unwrap().iter().map(|c| c.1.clone()).collect();
+        assert_eq!(batches, vec![vec![1, 2, 3, 4, 5, 6], vec![3, 4, 5, 6]]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sink_failing_forever_does_not_hold_back_another() {
+        let backlog = MemBacklog::new(500, |_| Kind::Receipt);
+        let (bad, bad_calls) = scripted(vec![], true);
+        let (good, _) = scripted(vec![], false);
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let t1 = tokio::spawn(run_sink(
+            backlog.clone(),
+            bad,
+            settings("broken", 100),
+            shutdown.clone(),
+        ));
+        let t2 = tokio::spawn(run_sink(
+            backlog.clone(),
+            good,
+            settings("file", 100),
+            shutdown,
+        ));
+        let start = Instant::now();
+        until(|| backlog.delivered_to("file").len() == 500).await;
+        // The good sink was done before the broken one's first backoff (500 ms) ran out: it
+        // never waited for it.
+        assert!(Instant::now() - start < Duration::from_millis(250));
+        assert!(backlog.delivered_to("broken").is_empty());
+        until(|| bad_calls.lock().unwrap().len() >= 5).await;
+        trigger.fire();
+        t1.await.unwrap();
+        t2.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn events_not_routed_to_a_sink_are_passed_over_without_calling_it() {
+        let backlog = MemBacklog::new(6, |s| {
+            if s % 2 == 0 {
+                Kind::Consumption
+            } else {
+                Kind::Receipt
+            }
+        });
+        let (sink, calls) = scripted(vec![], false);
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let mut s = settings("receipts-only", 10);
+        s.kinds = vec![Kind::Receipt];
+        let task = tokio::spawn(run_sink(backlog.clone(), sink, s, shutdown));
+        until(|| backlog.delivered_to("receipts-only").len() == 6).await;
+        trigger.fire();
+        task.await.unwrap();
+        let seen: Vec<u64> = calls
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|c| c.1.clone())
+            .collect();
+        assert_eq!(seen, vec![1, 3, 5]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_stops_a_waiting_sink_at_once() {
+        let backlog = MemBacklog::new(0, |_| Kind::Receipt);
+        let (sink, _) = scripted(vec![], false);
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let task = tokio::spawn(run_sink(backlog, sink, settings("idle", 10), shutdown));
+        tokio::task::yield_now().await;
+        trigger.fire();
+        tokio::time::timeout(Duration::from_millis(1), task)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}

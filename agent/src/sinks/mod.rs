@@ -1,0 +1,37 @@
+//! Sinks: where accepted events go. Each sink reports one [`Outcome`] per event it was handed;
+//! the delivery engine (`crate::delivery`) turns outcomes into cursor moves, retries and dead
+//! letters. A sink never touches the spool.
+//!
+//! Every sink folder has the same shape: the sink type, its `deliver`, and its tests.
+
+pub mod file;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use tallyman_protocol::event::Event;
+
+/// What happened to one event handed to a sink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The destination has it (durably, by that destination's own definition).
+    Delivered,
+    /// Not now: try again, after the given time if the destination said so.
+    Retry {
+        after: Option<Duration>,
+        error: String,
+    },
+    /// Never: the destination refused this event for a reason that retrying cannot change.
+    Rejected { reason: String },
+}
+
+/// A future that borrows the sink for one delivery.
+pub type DeliverFuture<'a> = Pin<Box<dyn Future<Output = Vec<Outcome>> + Send + 'a>>;
+
+/// A destination for events.
+pub trait Sink: Send {
+    /// Deliver `batch` (in order). Returns exactly one outcome per event, in the same order;
+    /// the engine treats a missing outcome as a retry.
+    fn deliver<'a>(&'a mut self, batch: &'a [Event]) -> DeliverFuture<'a>;
+}
