@@ -10,6 +10,7 @@ pub mod decode;
 pub mod delivery;
 pub mod shutdown;
 pub mod sinks;
+pub mod telemetry;
 pub mod spool;
 pub mod workflow;
 

@@ -1,5 +1,7 @@
 //! Support for tallyman's integration tests: the real binary, built once per test process.
 
+pub mod agent;
+
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
