@@ -6,10 +6,14 @@
 
 pub mod cli;
 pub mod clock;
+pub mod config_cmd;
 pub mod decode;
 pub mod delivery;
+pub mod run;
 pub mod shutdown;
 pub mod sinks;
+pub mod sources;
+pub mod spool_cmd;
 pub mod telemetry;
 pub mod spool;
 pub mod workflow;
@@ -28,6 +32,9 @@ pub fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let result = match cli.command {
         cli::Command::Decode(args) => decode::run(&args),
+        cli::Command::Run(args) => run::run(&args),
+        cli::Command::Config(cmd) => config_cmd::run(&cmd),
+        cli::Command::Spool(args) => spool_cmd::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,182 @@
+//! `tallyman run`: the service. Start-up is "apply the configuration to an empty agent": open
+//! the spool (its self-check is logged), start one delivery task per sink, start the sources,
+//! then wait for SIGTERM/SIGINT. Shutdown: stop intake (sources settle what they started),
+//! give sinks until the grace deadline, close the spool (flush + fdatasync), exit 0.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tallyman_config::{Config, Input, SinkTarget};
+use tokio::task::JoinSet;
+use tracing::{error, info, warn};
+
+use crate::cli::RunArgs;
+use crate::delivery::{self, Backlog, SinkSettings};
+use crate::shutdown;
+use crate::sinks::{Sink, file::FileSink};
+use crate::spool::{Spool, SpoolOptions};
+use crate::telemetry;
+use crate::workflow::{self, Workflow};
+
+/// How long sinks may go on delivering after a shutdown signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let config = match &args.config {
+        Some(path) => tallyman_config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?,
+        None => Config::demo().map_err(|e| anyhow::anyhow!("the built-in demo configuration: {e}"))?,
+    };
+    let format = match config.log.format {
+        tallyman_config::LogFormat::Text => telemetry::Format::Text,
+        tallyman_config::LogFormat::Json => telemetry::Format::Json,
+    };
+    telemetry::init(format, config.log.level.as_str());
+    if args.config.is_none() {
+        info!(data_dir = %config.agent.data_dir.display(), "No --config: running the demo (scans on stdin, events in outbox.jsonl).");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+    refuse_unavailable(&config)?;
+    let data_dir = config.agent.data_dir.clone();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
+    let options = SpoolOptions {
+        dir: data_dir.join("spool"),
+        max_bytes: config.spool.max_size_bytes,
+        cache_capacity_bytes: config.spool.cache_capacity_bytes,
+        commit_window: config.spool.commit_window,
+        encryption_key_file: config.spool.encryption_key_file.clone(),
+        sinks: config.sinks.iter().map(|s| s.name.as_str().to_string()).collect(),
+        raw_scans_when_full: match config.spool.raw_scans_when_full {
+            tallyman_config::WhenFull::Refuse => crate::spool::WhenFull::Refuse,
+            tallyman_config::WhenFull::DropOldest => crate::spool::WhenFull::DropOldest,
+        },
+    };
+    let (spool, check) = tokio::task::spawn_blocking(move || Spool::open(options))
+        .await
+        .context("opening the spool")??;
+    info!(report = %check, "Spool self-check.");
+
+    let (trigger, shutdown) = shutdown::channel();
+    let backlog: Arc<dyn Backlog> = Arc::new(spool.clone());
+    let mut sinks = JoinSet::new();
+    for sink in &config.sinks {
+        let target: Box<dyn Sink> = match &sink.target {
+            SinkTarget::File(f) => Box::new(FileSink::new(f.path.clone())),
+            // Refused above.
+            _ => continue,
+        };
+        let settings = SinkSettings {
+            name: sink.name.as_str().to_string(),
+            kinds: sink.kinds.clone(),
+            batch_size: usize::try_from(sink.batch_size).unwrap_or(100),
+            retry_initial: sink.retry.initial,
+            retry_max: sink.retry.max,
+            shutdown_grace: SHUTDOWN_GRACE,
+        };
+        sinks.spawn(delivery::run_sink(Arc::clone(&backlog), target, settings, shutdown.clone()));
+    }
+
+    let mut sources = JoinSet::new();
+    for source in &config.sources {
+        let settings = workflow_settings(&config, source);
+        match &source.input {
+            Input::Stdin(_) => {
+                sources.spawn(crate::sources::stdin::run(
+                    tokio::io::stdin(),
+                    tokio::io::stdout(),
+                    Workflow::new(settings),
+                    spool.clone(),
+                    shutdown.clone(),
+                ));
+            }
+            // Refused above.
+            _ => {}
+        }
+    }
+    info!(sources = config.sources.len(), sinks = config.sinks.len(), "Agent running.");
+
+    match shutdown::signal().await {
+        Ok(sig) => info!(signal = sig, "Stopping: intake first, then sinks."),
+        Err(e) => error!(error = %e, "Cannot listen for signals; stopping."),
+    }
+    trigger.fire();
+    while sources.join_next().await.is_some() {}
+    let grace = tokio::time::sleep(SHUTDOWN_GRACE + Duration::from_secs(1));
+    tokio::pin!(grace);
+    loop {
+        tokio::select! {
+            next = sinks.join_next() => if next.is_none() { break },
+            _ = &mut grace => {
+                warn!("Sinks still running past the shutdown deadline; abandoning them.");
+                sinks.abort_all();
+                break;
+            }
+        }
+    }
+    tokio::task::spawn_blocking(move || spool.close())
+        .await
+        .context("closing the spool")?
+        .context("closing the spool")?;
+    info!("Stopped.");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Source and sink types that later releases bring are refused with a clear message rather
+/// than silently ignored.
+fn refuse_unavailable(config: &Config) -> anyhow::Result<()> {
+    for source in &config.sources {
+        match source.input {
+            Input::Stdin(_) => {}
+            Input::Serial(_) => anyhow::bail!("source `{}`: serial sources are not available in this version", source.name),
+            Input::Mqtt => anyhow::bail!("source `{}`: MQTT sources are not available in this version", source.name),
+        }
+    }
+    for sink in &config.sinks {
+        let kind = match sink.target {
+            SinkTarget::File(_) => continue,
+            SinkTarget::Mqtt(_) => "mqtt",
+            SinkTarget::Http(_) => "http",
+            SinkTarget::Odoo(_) => "odoo",
+        };
+        anyhow::bail!("sink `{}`: {kind} sinks are not available in this version", sink.name);
+    }
+    Ok(())
+}
+
+fn workflow_settings(config: &Config, source: &tallyman_config::Source) -> workflow::Settings {
+    let scan = &source.scan;
+    let mut s = workflow::Settings::new(
+        config.agent.facility.clone(),
+        config.agent.gateway.clone(),
+        source.name.clone(),
+        scan.default_uom.clone(),
+    );
+    s.workflow = match scan.workflow {
+        tallyman_config::Workflow::Session => workflow::WorkflowKind::Session,
+        tallyman_config::Workflow::Consume { .. } => workflow::WorkflowKind::Consume,
+        tallyman_config::Workflow::Passthrough => workflow::WorkflowKind::Passthrough,
+    };
+    s.command_prefix = scan.command_prefix.clone();
+    s.location = scan.location.clone();
+    s.idle_timeout = scan.idle_timeout;
+    s.idle_action = match scan.idle_action {
+        tallyman_config::IdleAction::Commit => workflow::IdleAction::Commit,
+        tallyman_config::IdleAction::Discard => workflow::IdleAction::Discard,
+    };
+    s.expired = match scan.expired {
+        tallyman_config::ExpiredPolicy::Reject => workflow::ExpiredPolicy::Reject,
+        tallyman_config::ExpiredPolicy::Flag => workflow::ExpiredPolicy::Flag,
+    };
+    s.gs_aliases = scan.gs_aliases.clone();
+    s
+}
