@@ -65,8 +65,9 @@
 //! A scan that does not decode is rejected with the decoder's kind, offset and escaped value.
 //! An expiry before `today` is rejected, or accepted with [`Flag::Expired`] when
 //! [`Settings::expired`] is [`ExpiredPolicy::Flag`] (a lot that expires today is still good
-//! today). A GS1 (17) with day 00 gets [`Flag::ExpiryDay00`]. An item with a serial and a
-//! quantity other than 1 is rejected.
+//! today). A GS1 (17) with day 00 gets [`Flag::ExpiryDay00`]; an HIBC month-only date is read as
+//! the month's last day without that flag, since the decoder does not report which HIBC date
+//! format a symbol used. An item with a serial and a quantity other than 1 is rejected.
 //!
 //! # Idle timeout
 //!
@@ -88,6 +89,8 @@ mod command;
 mod feedback;
 mod input;
 
+#[cfg(test)]
+mod props;
 #[cfg(test)]
 mod tests;
 
@@ -624,8 +627,9 @@ impl Workflow {
         {
             let total = add_qty(&same.qty, &line.qty).ok_or_else(|| {
                 format!(
-                    "{desc}: the line would count more than {} units",
-                    "999999999999"
+                    "{desc}: the line would count more than a quantity holds (12 digits before \
+                     the decimal point); scan {}DONE, then go on",
+                    self.settings.command_prefix
                 )
             })?;
             same.qty = total.clone();
