@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use tallyman_protocol::Date;
+use tallyman_protocol::barcode::MAX_SCAN_LEN;
 use tallyman_protocol::error::escape_bounded;
 use tallyman_protocol::event::{Event, Flag, Item, Kind, Location, Timestamp};
 

@@ -635,20 +635,3 @@ fn a_session_holds_at_most_max_lines() {
         FeedbackResult::Noted
     );
 }
-
-#[test]
-fn quantities_add_as_exact_decimals() {
-    let q = |s: &str| Quantity::new(s).unwrap();
-    assert_eq!(add_qty(&q("0.1"), &q("0.2")).unwrap().as_str(), "0.3");
-    assert_eq!(add_qty(&q("2.5"), &q("2.5")).unwrap().as_str(), "5");
-    assert_eq!(
-        add_qty(&q("999999999999"), &q("0.999999"))
-            .unwrap()
-            .as_str(),
-        "999999999999.999999"
-    );
-    assert_eq!(add_qty(&q("999999999999"), &q("1")), None);
-    assert_eq!(sub_qty(&q("4.5"), &q("2.5")).unwrap().as_str(), "2");
-    assert_eq!(sub_qty(&q("2"), &q("2")), None);
-    assert_eq!(sub_qty(&q("1"), &q("2")), None);
-}
