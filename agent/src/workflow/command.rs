@@ -1,14 +1,19 @@
-//! Command barcodes: `{prefix}KEYWORD` or `{prefix}KEYWORD:argument`.
+//! Command barcodes, `{prefix}KEYWORD` or `{prefix}KEYWORD:argument`: reading them, and what
+//! each does to the workflow (the table in the module documentation of [`super`]).
 //!
 //! The prefix and the keyword match without regard to ASCII case (`tm:done` is `TM:DONE`); the
 //! argument is taken exactly as scanned, and must be UTF-8 text.
 
 use tallyman_protocol::error::escape;
+use tallyman_protocol::event::{Location, Quantity, Reference, Timestamp};
 
-use super::Mode;
+use super::{
+    End, FeedbackKind, FeedbackResult, Ids, Mode, State, Step, Target, Workflow, WorkflowKind,
+    lines,
+};
 
 /// A command barcode, its argument not yet validated (the workflow turns it into a
-/// [`Location`](tallyman_protocol::event::Location), a reference or a quantity and reports a bad one).
+/// [`Location`], a reference or a quantity and reports a bad one).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Command {
     /// `RECEIVE`, `TRANSFER`, `CONSUME`.
@@ -132,6 +137,243 @@ pub(super) fn parse(data: &[u8], prefix: &str) -> Parsed {
         "REF" => Command::Ref(text),
         _ => Command::Qty(text),
     })
+}
+
+// ---- applying commands to the workflow -------------------------------------------------------
+
+impl Workflow {
+    pub(super) fn command(&mut self, command: Command, now: Timestamp, ids: Ids<'_>) -> Step {
+        let cmd = Some(FeedbackKind::Command);
+        let outcome = match command {
+            Command::Mode(mode) => self.set_mode(mode),
+            Command::From(text) => Location::new(text)
+                .map_err(|e| e.to_string())
+                .and_then(|loc| self.set_location(End::From, loc)),
+            Command::To(text) => Location::new(text)
+                .map_err(|e| e.to_string())
+                .and_then(|loc| {
+                    if self.settings.workflow == WorkflowKind::Consume {
+                        Err(self.consume_has_no_to())
+                    } else {
+                        self.set_location(End::To, loc)
+                    }
+                }),
+            Command::Loc(text) => Location::new(text)
+                .map_err(|e| e.to_string())
+                .and_then(|loc| {
+                    let end = self.loc_end()?;
+                    self.set_location(end, loc)
+                }),
+            Command::Ref(text) => Reference::new(text)
+                .map(|r| self.set_reference(r))
+                .map_err(|e| e.to_string()),
+            Command::Qty(text) => Quantity::new(text)
+                .map(|q| {
+                    let note = format!("quantity {q} for the next item");
+                    self.state.next_qty = Some(q);
+                    note
+                })
+                .map_err(|e| e.to_string()),
+            Command::Done => return self.done(now, ids),
+            Command::Cancel => Ok(self.cancel()),
+        };
+        match outcome {
+            Ok(note) => self.reply(FeedbackResult::Noted, cmd, note),
+            Err(reason) => self.reply(FeedbackResult::Rejected, cmd, reason),
+        }
+    }
+
+    fn set_mode(&mut self, mode: Mode) -> Result<String, String> {
+        let p = &self.settings.command_prefix;
+        if self.settings.workflow == WorkflowKind::Consume {
+            if mode == Mode::Consume {
+                return Ok("this scanner records every item as consumed when it is scanned".into());
+            }
+            return Err(format!(
+                "this scanner is a consumption point: it records consumption only, not {p}{}",
+                mode.keyword()
+            ));
+        }
+        if let Some(current) = self.state.mode {
+            if current == mode {
+                return Ok(format!(
+                    "already in {p}{}; {}",
+                    mode.keyword(),
+                    self.status()
+                ));
+            }
+            if !self.state.lines.is_empty() {
+                return Err(format!(
+                    "finish the open {} of {} first: {p}DONE, or {p}CANCEL to discard it",
+                    self.noun(),
+                    lines(self.state.lines.len())
+                ));
+            }
+        }
+        self.state.mode = Some(mode);
+        Ok(format!("mode {}; {}", mode.keyword(), self.status()))
+    }
+
+    /// Where `LOC` puts its location.
+    fn loc_end(&self) -> Result<End, String> {
+        let p = &self.settings.command_prefix;
+        match self.mode() {
+            Some(Mode::Receive) => Ok(End::To),
+            Some(Mode::Consume) => Ok(End::From),
+            Some(Mode::Transfer) => Err(format!(
+                "a transfer has two locations: scan {p}FROM:<location> and {p}TO:<location>"
+            )),
+            None => Err(format!(
+                "{p}LOC sets the location the mode needs: scan the mode first ({p}RECEIVE or \
+                 {p}CONSUME), or use {p}FROM:<location> / {p}TO:<location>"
+            )),
+        }
+    }
+
+    /// Where a GS1 location label puts its location: like `LOC`, but in a transfer the first
+    /// label sets `from` and the second `to`.
+    pub(super) fn scanned_location_end(&self) -> Result<End, String> {
+        let p = &self.settings.command_prefix;
+        match self.mode() {
+            Some(Mode::Transfer) => match (&self.state.from, &self.state.to) {
+                (None, _) => Ok(End::From),
+                (Some(_), None) => Ok(End::To),
+                (Some(from), Some(to)) => Err(format!(
+                    "this transfer has both its locations (from {from}, to {to}): scan \
+                     {p}FROM:<location> or {p}TO:<location> to change one"
+                )),
+            },
+            Some(_) => self.loc_end(),
+            None => Err(format!(
+                "scan the mode first ({p}RECEIVE, {p}TRANSFER or {p}CONSUME): it decides whether \
+                 this location is where goods come from or go to"
+            )),
+        }
+    }
+
+    pub(super) fn set_location(&mut self, end: End, location: Location) -> Result<String, String> {
+        if self.mode() == Some(Mode::Transfer) {
+            let other = match end {
+                End::From => &self.state.to,
+                End::To => &self.state.from,
+            };
+            if other.as_ref() == Some(&location) {
+                return Err(format!(
+                    "from and to of a transfer must differ, and both would be {location}"
+                ));
+            }
+        }
+        let unused = match (self.mode(), end) {
+            (Some(Mode::Receive), End::From) => "; a receipt uses only its `to` location",
+            (Some(Mode::Consume), End::To) => "; a consumption uses only its `from` location",
+            _ => "",
+        };
+        let (name, slot) = match end {
+            End::From => ("from", &mut self.state.from),
+            End::To => ("to", &mut self.state.to),
+        };
+        *slot = Some(location.clone());
+        let open = if self.state.lines.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (for the whole {} of {})",
+                self.noun(),
+                lines(self.state.lines.len())
+            )
+        };
+        Ok(format!(
+            "{name} {location}{open}{unused}; {}",
+            self.status()
+        ))
+    }
+
+    pub(super) fn set_reference(&mut self, reference: Reference) -> String {
+        let note = match &self.state.reference {
+            Some(old) if *old != reference => format!("reference {reference} (was {old})"),
+            _ => format!("reference {reference}"),
+        };
+        self.state.reference = Some(reference);
+        note
+    }
+
+    fn consume_has_no_to(&self) -> String {
+        let p = &self.settings.command_prefix;
+        format!(
+            "a consumption has no destination; {p}FROM:<location> or {p}LOC:<location> sets \
+             where goods are used"
+        )
+    }
+
+    fn done(&mut self, now: Timestamp, ids: Ids<'_>) -> Step {
+        if self.settings.workflow == WorkflowKind::Consume {
+            return self.reply(
+                FeedbackResult::Noted,
+                Some(FeedbackKind::Command),
+                "nothing to commit: this scanner records each item as it is scanned".into(),
+            );
+        }
+        if self.state.lines.is_empty() {
+            return self.reply(
+                FeedbackResult::Rejected,
+                Some(FeedbackKind::Command),
+                format!("nothing to commit: no item scanned; {}", self.status()),
+            );
+        }
+        let count = self.state.lines.len();
+        let built = self.target().and_then(|t| {
+            self.build(&t, self.state.lines.clone(), now, ids)
+                .map(|e| (t, e))
+        });
+        let (target, event) = match built {
+            Ok(b) => b,
+            Err(reason) => {
+                return self.reply(
+                    FeedbackResult::Rejected,
+                    Some(FeedbackKind::Command),
+                    reason,
+                );
+            }
+        };
+        let snapshot = self.state.clone();
+        self.state.lines.clear();
+        self.state.reference = None;
+        self.state.next_qty = None;
+        let noun = target.kind().as_str();
+        let whither = match &target {
+            Target::Receipt { to } => format!("to {to}"),
+            Target::Transfer { from, to } => format!("from {from} to {to}"),
+            Target::Consumption { from } => format!("at {from}"),
+        };
+        self.accepted(
+            Some(FeedbackKind::of(target.kind())),
+            format!("{noun} of {} {whither} committed", lines(count)),
+            event,
+            snapshot,
+            format!(
+                "the {noun} of {} stays open: scan {}DONE to try again",
+                lines(count),
+                self.settings.command_prefix
+            ),
+        )
+    }
+
+    fn cancel(&mut self) -> String {
+        let count = self.state.lines.len();
+        let noun = self.noun();
+        let note = if count > 0 {
+            format!("cancelled: discarded the {noun} of {}", lines(count))
+        } else if self.state.is_clear() {
+            "nothing to cancel".to_string()
+        } else {
+            format!("cancelled: cleared {}", self.holdings())
+        };
+        self.state = State {
+            last_scan: self.state.last_scan,
+            ..State::default()
+        };
+        note
+    }
 }
 
 #[cfg(test)]

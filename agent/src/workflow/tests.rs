@@ -592,3 +592,46 @@ fn feedback_serialises_as_the_stdin_json_line() {
     let step = w.scan(&long, at(0), today(), &mut ids);
     assert!(step.feedback.scan.unwrap().ends_with('…'));
 }
+
+#[test]
+fn a_session_holds_at_most_max_lines() {
+    let mut s = settings();
+    s.location = Some(Location::new("WH/Stock").unwrap());
+    let mut w = Workflow::new(s);
+    let mut ids = id_source();
+    let mut scan = |w: &mut Workflow, raw: &[u8]| {
+        let step = w.scan(raw, at(0), today(), &mut ids);
+        step_invariants(&step).unwrap();
+        step
+    };
+    assert_eq!(
+        scan(&mut w, b"TM:RECEIVE").feedback.result,
+        FeedbackResult::Noted
+    );
+    assert_eq!(scan(&mut w, b"09506000134352").feedback.lines, 1);
+    for n in 1..MAX_LINES {
+        let step = scan(&mut w, format!("010950110102091721S{n}").as_bytes());
+        assert_eq!(step.feedback.result, FeedbackResult::Noted, "{step:?}");
+    }
+    assert_eq!(w.open_lines(), MAX_LINES);
+    let full = scan(&mut w, b"010950110102091721S-LAST");
+    assert_eq!(full.feedback.result, FeedbackResult::Rejected);
+    assert_eq!(
+        full.feedback.reason.as_deref(),
+        Some(
+            "this receipt already has 1000 lines, the most one event holds: scan TM:DONE, then \
+             go on"
+        )
+    );
+    // Adding to an existing line is still possible.
+    let more = scan(&mut w, b"09506000134352");
+    assert_eq!(more.feedback.result, FeedbackResult::Noted);
+    let done = scan(&mut w, b"TM:DONE");
+    assert_eq!(done.events[0].lines().len(), MAX_LINES);
+    assert_eq!(done.events[0].lines()[0].qty.as_str(), "2");
+    w.committed(true);
+    assert_eq!(
+        scan(&mut w, b"010950110102091721S-LAST").feedback.result,
+        FeedbackResult::Noted
+    );
+}
