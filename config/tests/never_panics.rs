@@ -228,3 +228,13 @@ fn the_bases_are_valid() {
         tallyman_config::parse_str(base, "base.toml").unwrap();
     }
 }
+
+#[test]
+fn deep_nesting_is_refused_without_overflowing_the_stack() {
+    let depth = 100_000;
+    for (open, close) in [("[", "]"), ("{a=", "}")] {
+        let text = format!("x = {}{}", open.repeat(depth), close.repeat(depth));
+        let e = tallyman_config::parse_str(&text, "deep.toml").unwrap_err();
+        assert!(!e.diagnostics().is_empty());
+    }
+}
