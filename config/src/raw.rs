@@ -197,8 +197,15 @@ pub(crate) fn read(text: &str, report: &mut Report<'_>) -> Option<RawTable> {
     let (doc, errors) = DeTable::parse_recoverable(text);
     if !errors.is_empty() {
         for e in errors {
-            let at = e.span().map_or(0, |s| s.start);
-            report.error(at, "", format!("invalid TOML: {}", e.message()));
+            let span = e.span().unwrap_or(0..0);
+            let mut message = format!("invalid TOML: {}", e.message());
+            // The parser does not say which key; the span does.
+            if e.message() == "duplicate key" {
+                if let Some(key) = text.get(span.clone()).filter(|k| !k.is_empty()) {
+                    message.push_str(&format!(" `{}`", shown(key)));
+                }
+            }
+            report.error(span.start, "", message);
         }
         return None;
     }

@@ -227,12 +227,18 @@ fn retry(r: &mut Report<'_>, t: &RawTable) -> Option<Retry> {
     let (initial, max) = (initial?, max?);
     if max < initial {
         // Reported at whichever of the two the file sets (max first).
-        if let Some(e) = rt.entry("max_ms").or_else(|| rt.entry("initial_ms")) {
-            r.error(
+        match (rt.entry("max_ms"), rt.entry("initial_ms")) {
+            (Some(e), _) => r.error(
                 e.value_at,
                 &e.path,
                 format!("`max_ms` ({max}) is below `initial_ms` ({initial})"),
-            );
+            ),
+            (None, Some(e)) => r.error(
+                e.value_at,
+                &e.path,
+                format!("`initial_ms` ({initial}) is above `max_ms` ({max}, the default)"),
+            ),
+            (None, None) => {}
         }
         return None;
     }

@@ -164,13 +164,14 @@ fn type_rules(
 
 fn serial(r: &mut Report<'_>, t: &RawTable) -> Option<Serial> {
     let path = required(r, t, "path", values::path);
+    let rates: Vec<String> = BAUD_RATES.iter().map(u64::to_string).collect();
     let baud = one_of(
         r,
         t,
         "baud",
         d::SERIAL_BAUD,
         BAUD_RATES,
-        "a standard baud rate",
+        &format!("a standard baud rate ({})", rates.join(", ")),
     );
     let parity = choice(
         r,
@@ -297,12 +298,7 @@ fn one_of(
         }) => match u64::try_from(*n) {
             Ok(v) if allowed.contains(&v) => Some(v),
             _ => {
-                let list: Vec<String> = allowed.iter().map(u64::to_string).collect();
-                r.error(
-                    *value_at,
-                    path,
-                    format!("must be {what} ({}), found {n}", list.join(", ")),
-                );
+                r.error(*value_at, path, format!("must be {what}, found {n}"));
                 None
             }
         },
@@ -492,6 +488,16 @@ fn rfid(r: &mut Report<'_>, t: &RawTable, workflow: Option<WorkflowType>) -> Opt
 fn portal(r: &mut Report<'_>, t: &RawTable) -> Option<Portal> {
     let from = required(r, t, "from", |s| Location::new(s).map_err(|e| e.message));
     let to = required(r, t, "to", |s| Location::new(s).map_err(|e| e.message));
+    if let (Some(f), Some(to_loc), Some(v)) = (&from, &to, text(t, "to")) {
+        if f == to_loc {
+            r.error(
+                v.at,
+                v.path,
+                "`to` is the same location as `from`: a portal moves goods between two",
+            );
+            return None;
+        }
+    }
     Some(Portal {
         from: from?,
         to: to?,
