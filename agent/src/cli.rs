@@ -61,6 +61,9 @@ pub struct SpoolArgs {
     /// The agent's data directory (`[agent] data_dir`).
     #[arg(long, value_name = "DIR")]
     pub data_dir: std::path::PathBuf,
+    /// The spool's encryption key file, if `[spool] encryption_key_file` is set.
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: SpoolCommand,
 }

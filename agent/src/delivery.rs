@@ -309,6 +309,35 @@ fn random_bytes() -> [u8; 8] {
     b
 }
 
+/// The spool is the production backlog.
+impl Backlog for crate::spool::Spool {
+    fn next_batch(&self, sink: &str, max: usize) -> Result<Vec<Pending>, BacklogError> {
+        crate::spool::Spool::next_batch(self, sink, max)
+            .map(|b| b.into_iter().map(|s| Pending { seq: s.seq, event: s.event }).collect())
+            .map_err(|e| BacklogError(e.to_string()))
+    }
+
+    fn delivered(&self, sink: &str, seqs: &[u64]) -> Result<(), BacklogError> {
+        crate::spool::Spool::delivered(self, sink, seqs).map_err(|e| BacklogError(e.to_string()))
+    }
+
+    fn dead_letter(&self, sink: &str, seq: u64, r: Rejection) -> Result<(), BacklogError> {
+        let info = crate::spool::DeadLetterInfo {
+            reason: r.reason,
+            attempts: r.attempts,
+            last_error: r.last_error,
+            first_attempt_at: r.first_attempt_at,
+            last_attempt_at: r.last_attempt_at,
+        };
+        crate::spool::Spool::dead_letter(self, sink, seq, info)
+            .map_err(|e| BacklogError(e.to_string()))
+    }
+
+    fn subscribe(&self) -> watch::Receiver<u64> {
+        crate::spool::Spool::subscribe(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::VecDeque;

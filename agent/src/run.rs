@@ -41,7 +41,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(config))
+    let result = runtime.block_on(serve(config));
+    // A blocking read of stdin cannot be cancelled: do not wait for it on the way out.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    result
 }
 
 async fn serve(config: Config) -> anyhow::Result<ExitCode> {
@@ -57,14 +60,21 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         encryption_key_file: config.spool.encryption_key_file.clone(),
         sinks: config.sinks.iter().map(|s| s.name.as_str().to_string()).collect(),
         raw_scans_when_full: match config.spool.raw_scans_when_full {
-            tallyman_config::WhenFull::Refuse => crate::spool::WhenFull::Refuse,
-            tallyman_config::WhenFull::DropOldest => crate::spool::WhenFull::DropOldest,
+            tallyman_config::WhenFull::Refuse => crate::spool::RawScansWhenFull::Refuse,
+            tallyman_config::WhenFull::DropOldest => crate::spool::RawScansWhenFull::DropOldest,
         },
+        check: crate::spool::Check::Quick,
     };
     let (spool, check) = tokio::task::spawn_blocking(move || Spool::open(options))
         .await
-        .context("opening the spool")??;
-    info!(report = %check, "Spool self-check.");
+        .context("opening the spool")?
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let report = serde_json::to_string(&check).unwrap_or_default();
+    if check.problems.is_empty() {
+        info!(report = %report, "Spool self-check passed.");
+    } else {
+        warn!(report = %report, "Spool self-check found problems; damaged records are quarantined.");
+    }
 
     let (trigger, shutdown) = shutdown::channel();
     let backlog: Arc<dyn Backlog> = Arc::new(spool.clone());
@@ -123,10 +133,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    tokio::task::spawn_blocking(move || spool.close())
-        .await
-        .context("closing the spool")?
-        .context("closing the spool")?;
+    spool.close().await.map_err(|e| anyhow::anyhow!("closing the spool: {e}"))?;
     info!("Stopped.");
     Ok(ExitCode::SUCCESS)
 }

@@ -117,3 +117,28 @@ fn check_trace(trace: &str, spool_prefix: &str) -> (usize, usize) {
     }
     (acceptances, syncs)
 }
+
+/// The checker itself: a write to a spool file followed by an accepted line without a sync in
+/// between must fail; with the sync (even completed in another thread) it passes.
+#[test]
+#[should_panic(expected = "unsynced writes")]
+fn the_check_catches_a_missing_sync() {
+    let trace = "\
+10 pwrite64(5</d/spool/db>, \"x\", 1, 0) = 1
+10 sync_file_range(5</d/spool/db>, 0, 0, 7) = 0
+11 write(1<pipe:[7]>, \"{\\\"result\\\":\\\"accepted\\\"}\\n\", 24) = 24
+";
+    check_trace(trace, "</d/spool");
+}
+
+#[test]
+fn the_check_follows_unfinished_calls() {
+    let trace = "\
+10 pwrite64(5</d/spool/db>, \"x\", 1, 0) = 1
+10 fdatasync(5</d/spool/db> <unfinished ...>
+11 write(2<pipe:[8]>, \"log\", 3) = 3
+10 <... fdatasync resumed>) = 0
+11 write(1<pipe:[7]>, \"{\\\"result\\\":\\\"accepted\\\"}\\n\", 24) = 24
+";
+    assert_eq!(check_trace(trace, "</d/spool"), (1, 1));
+}
