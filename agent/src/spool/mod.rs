@@ -337,6 +337,10 @@ pub enum SpoolError {
     NoSuchEvent(u64),
     #[error("sink {sink:?} is already past seq {seq}")]
     NotPending { sink: String, seq: u64 },
+    #[error(
+        "sink {sink:?} cannot dead-letter seq {seq} before it acknowledges seq {next}, its next event"
+    )]
+    NotNext { sink: String, seq: u64, next: u64 },
     #[error("the spool is closed")]
     Closed,
     #[error("the spool stopped accepting writes after a storage failure: {0}")]
@@ -388,7 +392,8 @@ impl Spool {
     }
 
     /// Up to `max` events for `sink`: its replayed dead letters first, then the durable events
-    /// after its cursor in seq order (its own dead letters left out).
+    /// after its cursor in seq order. Reading does not move anything: the same events come
+    /// again until they are acknowledged.
     pub fn next_batch(&self, sink: &str, max: usize) -> Result<Vec<Stored>, SpoolError> {
         self.inner.next_batch(sink, max)
     }
@@ -400,10 +405,10 @@ impl Spool {
         self.inner.delivered(sink, seqs)
     }
 
-    /// `sink` gave up on event `seq`: keep it as a dead letter, durably, before returning.
-    /// The cursor moves past it when it is the next one; a dead letter further ahead is left
-    /// out of the sink's batches until the cursor passes it. Blocking (it syncs): from async
-    /// code call it through `spawn_blocking`.
+    /// `sink` gave up on event `seq`: keep it as a dead letter, durably, before returning,
+    /// and move the sink's cursor past it. `seq` must be the sink's next event (everything
+    /// before it acknowledged: [`SpoolError::NotNext`] otherwise) or one of its replays.
+    /// Blocking (it syncs): from async code call it through `spawn_blocking`.
     pub fn dead_letter(
         &self,
         sink: &str,

@@ -311,7 +311,6 @@ impl Inner {
         after: u64,
         until: u64,
         max: usize,
-        skip: impl Fn(u64) -> bool,
         out: &mut Vec<Stored>,
     ) -> Result<(), SpoolError> {
         if max == 0 || after >= until {
@@ -330,7 +329,7 @@ impl Inner {
                     self.report_bad(*key);
                 }
                 for rec in &block.records {
-                    if rec.seq <= after || skip(rec.seq) {
+                    if rec.seq <= after {
                         continue;
                     }
                     if rec.seq > until || out.len() >= goal {
@@ -361,21 +360,15 @@ impl Inner {
     // ---- sinks ----------------------------------------------------------------------------
 
     pub fn next_batch(&self, sink: &str, max: usize) -> Result<Vec<Stored>, SpoolError> {
-        let (cursor, replays, dead) = {
+        let (cursor, replays) = {
             let st = self.lock();
             let s = st
                 .sinks
                 .get(sink)
                 .ok_or_else(|| SpoolError::UnknownSink(sink.to_string()))?;
-            let dead: BTreeSet<u64> = s
-                .dead
-                .range(s.cursor.saturating_add(1)..)
-                .copied()
-                .collect();
             (
                 s.cursor,
                 s.replay.iter().take(max).copied().collect::<Vec<u64>>(),
-                dead,
             )
         };
         let mut out = Vec::new();
@@ -395,7 +388,7 @@ impl Inner {
         }
         let durable = self.durable_seq.load(Ordering::Acquire);
         let room = max.saturating_sub(out.len());
-        self.read_forward(cursor, durable, room, |s| dead.contains(&s), &mut out)?;
+        self.read_forward(cursor, durable, room, &mut out)?;
         Ok(out)
     }
 
@@ -417,10 +410,6 @@ impl Inner {
             } else if seq > cursor {
                 cursor = seq;
             }
-        }
-        // Dead letters right after the cursor are done for the sink too.
-        while s.dead.contains(&cursor.saturating_add(1)) {
-            cursor += 1;
         }
         let durable = self.durable_seq.load(Ordering::Acquire);
         let cursor = cursor.min(durable.max(s.cursor));
@@ -464,6 +453,20 @@ impl Inner {
         info: DeadLetterInfo,
     ) -> Result<(), SpoolError> {
         self.check_usable()?;
+        let cursor_now = {
+            let st = self.lock();
+            let s = st
+                .sinks
+                .get(sink)
+                .ok_or_else(|| SpoolError::UnknownSink(sink.to_string()))?;
+            if seq <= s.cursor && !s.replay.contains(&seq) && !s.dead.contains(&seq) {
+                return Err(SpoolError::NotPending {
+                    sink: sink.to_string(),
+                    seq,
+                });
+            }
+            s.cursor
+        };
         let event = self.event_at(seq)?.ok_or(SpoolError::NoSuchEvent(seq))?;
         let record = DeadRecord {
             event_id: event.id(),
@@ -475,6 +478,19 @@ impl Inner {
             last_attempt_at: info.last_attempt_at,
         };
         let value = serde_json::to_vec(&record).map_err(|e| SpoolError::Failed(e.to_string()))?;
+        // Only the sink's next event can be dead-lettered (besides replays): an event before
+        // it that the sink has not acknowledged would be passed over unseen.
+        if seq > cursor_now.saturating_add(1) {
+            let mut before = Vec::new();
+            self.read_forward(cursor_now, seq - 1, 1, &mut before)?;
+            if let Some(first) = before.first() {
+                return Err(SpoolError::NotNext {
+                    sink: sink.to_string(),
+                    seq,
+                    next: first.seq,
+                });
+            }
+        }
         {
             let mut st = self.lock();
             let st = &mut *st;
@@ -498,15 +514,19 @@ impl Inner {
             if from_replay {
                 batch.remove(format::replay_key(sink, seq));
             }
-            // The cursor moves over the new dead letter and any dead letters right after it
-            // when it is the next event of the sink.
-            let mut cursor = s.cursor;
-            if !from_replay {
-                let dead = |x: u64| x == seq || s.dead.contains(&x);
-                while dead(cursor.saturating_add(1)) {
-                    cursor += 1;
-                }
+            if !from_replay && !again && s.cursor != cursor_now && seq > s.cursor + 1 {
+                // The cursor moved meanwhile, not far enough.
+                return Err(SpoolError::NotNext {
+                    sink: sink.to_string(),
+                    seq,
+                    next: s.cursor + 1,
+                });
             }
+            let cursor = if from_replay {
+                s.cursor
+            } else {
+                s.cursor.max(seq)
+            };
             if cursor != s.cursor {
                 batch.insert(
                     format::cursor_key(sink).as_slice(),
@@ -756,7 +776,7 @@ impl Inner {
     pub fn list(&self, after: u64, limit: usize) -> Result<Vec<Stored>, SpoolError> {
         let mut out = Vec::new();
         let durable = self.durable_seq.load(Ordering::Acquire);
-        self.read_forward(after, durable, limit, |_| false, &mut out)?;
+        self.read_forward(after, durable, limit, &mut out)?;
         Ok(out)
     }
 }
