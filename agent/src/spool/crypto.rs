@@ -15,12 +15,16 @@
 
 use std::path::Path;
 
-use chacha20poly1305::aead::{Aead, Payload};
+use chacha20poly1305::aead::{Aead, AeadInPlace, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, KeyInit, Nonce};
 
 use super::SpoolError;
 
 const NONCE_LEN: usize = 12;
+/// Bytes a sealed payload has more than its plaintext: the nonce and the tag.
+pub const SEAL_OVERHEAD: usize = NONCE_LEN + 16;
+/// Nonces drawn from the OS generator at once (one system call for a whole batch).
+const NONCES_PER_DRAW: usize = 256;
 const KEY_CHECK_PLAINTEXT: &[u8] = b"tallyman spool key check v1";
 const KEY_CHECK_AAD: &[u8] = b"tallyman spool key check";
 /// Longest key file read (64 hex characters and generous whitespace).
@@ -89,8 +93,32 @@ impl Cipher {
     }
 
     /// `nonce | ciphertext` of `plain` for the record (`seq`, `id`).
+    #[cfg(test)]
     pub fn seal(&self, seq: u64, id: &[u8; 16], plain: &[u8]) -> Result<Vec<u8>, CryptoError> {
         self.seal_with(&aad(seq, id), plain)
+    }
+
+    /// Append `nonce | ciphertext | tag` of `plain` to `out`, for the record (`seq`, `id`).
+    pub fn seal_into(
+        &self,
+        seq: u64,
+        id: &[u8; 16],
+        nonce: [u8; NONCE_LEN],
+        plain: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), CryptoError> {
+        out.extend_from_slice(&nonce);
+        let start = out.len();
+        out.extend_from_slice(plain);
+        let Some(buf) = out.get_mut(start..) else {
+            return Err(CryptoError::Decrypt);
+        };
+        let tag = self
+            .0
+            .encrypt_in_place_detached(Nonce::from_slice(&nonce), &aad(seq, id), buf)
+            .map_err(|_| CryptoError::Decrypt)?;
+        out.extend_from_slice(&tag);
+        Ok(())
     }
 
     /// The plaintext of a sealed record payload.
@@ -129,6 +157,31 @@ impl Cipher {
     pub fn matches(&self, stored: &[u8]) -> bool {
         self.open_with(KEY_CHECK_AAD, stored)
             .is_ok_and(|p| p == KEY_CHECK_PLAINTEXT)
+    }
+}
+
+/// Random nonces, drawn from the OS generator in bulk.
+#[derive(Debug, Default)]
+pub struct Nonces {
+    buf: Vec<u8>,
+    at: usize,
+}
+
+impl Nonces {
+    pub fn next(&mut self) -> Result<[u8; NONCE_LEN], CryptoError> {
+        if self.at + NONCE_LEN > self.buf.len() {
+            self.buf.resize(NONCE_LEN * NONCES_PER_DRAW, 0);
+            getrandom::fill(&mut self.buf).map_err(|_| CryptoError::Random)?;
+            self.at = 0;
+        }
+        let mut n = [0u8; NONCE_LEN];
+        n.copy_from_slice(
+            self.buf
+                .get(self.at..self.at + NONCE_LEN)
+                .unwrap_or(&[0; NONCE_LEN]),
+        );
+        self.at += NONCE_LEN;
+        Ok(n)
     }
 }
 
@@ -189,6 +242,16 @@ mod tests {
         );
         // A fresh nonce every time.
         assert_ne!(sealed, c.seal(5, &[9; 16], b"envelope").unwrap());
+        // In place, with nonces drawn in bulk: the same format.
+        let mut nonces = Nonces::default();
+        let mut out = Vec::new();
+        c.seal_into(5, &[9; 16], nonces.next().unwrap(), b"envelope", &mut out)
+            .unwrap();
+        assert_eq!(out.len(), b"envelope".len() + SEAL_OVERHEAD);
+        assert_eq!(c.open(5, &[9; 16], &out).unwrap(), b"envelope");
+        let seen: std::collections::HashSet<[u8; 12]> =
+            (0..600).map(|_| nonces.next().unwrap()).collect();
+        assert_eq!(seen.len(), 600);
         let other = Cipher::new(&[2; 32]);
         assert_eq!(other.open(5, &[9; 16], &sealed), Err(CryptoError::Decrypt));
         let check = c.key_check().unwrap();

@@ -242,7 +242,14 @@ impl RawRecord<'_> {
 }
 
 /// Append one record to a block being built (`block` starts with [`BLOCK_V1`]).
+#[cfg(test)]
 pub fn push_record(block: &mut Vec<u8>, seq: u64, id: &[u8; 16], flags: u8, payload: &[u8]) {
+    push_record_header(block, seq, id, flags, payload.len());
+    block.extend_from_slice(payload);
+}
+
+/// Append a record header; the caller appends exactly `len` payload bytes after it.
+pub fn push_record_header(block: &mut Vec<u8>, seq: u64, id: &[u8; 16], flags: u8, len: usize) {
     if block.is_empty() {
         block.push(BLOCK_V1);
     }
@@ -250,12 +257,7 @@ pub fn push_record(block: &mut Vec<u8>, seq: u64, id: &[u8; 16], flags: u8, payl
     block.extend_from_slice(id);
     block.push(flags);
     // Envelopes are at most 1 MiB (protocol::wire), so the length always fits.
-    block.extend_from_slice(
-        &u32::try_from(payload.len())
-            .unwrap_or(u32::MAX)
-            .to_be_bytes(),
-    );
-    block.extend_from_slice(payload);
+    block.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes());
 }
 
 /// Where and why the structure of a block is broken.

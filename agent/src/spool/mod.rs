@@ -226,6 +226,8 @@ pub struct Stats {
     pub quarantined: u64,
     pub dropped_scans: u64,
     pub encrypted: bool,
+    /// Group commits since the spool was opened (one flush and fdatasync each).
+    pub commits: u64,
 }
 
 /// Something the self-check found.

@@ -61,6 +61,7 @@ pub fn open(options: SpoolOptions) -> Result<(Spool, SelfCheck), SpoolError> {
         suspects: Mutex::new(BTreeSet::new()),
         rewind_gc: AtomicBool::new(false),
         gc_wake_flag: AtomicBool::new(false),
+        commits: AtomicU64::new(0),
     });
 
     let created = check_format(&inner)?;

@@ -121,6 +121,8 @@ pub struct Inner {
     pub suspects: Mutex<BTreeSet<u64>>,
     /// A hold was released: garbage collection must look at the oldest blocks again.
     pub rewind_gc: AtomicBool,
+    /// Group commits since the spool was opened (each one flush and fdatasync).
+    pub commits: AtomicU64,
     /// Set with every `gc_wake` notification, so `settle` can tell whether more work came.
     pub gc_wake_flag: AtomicBool,
 }
@@ -722,6 +724,7 @@ impl Inner {
             quarantined: c.quarantined,
             dropped_scans: c.dropped_scans,
             encrypted: self.cipher.is_some(),
+            commits: self.commits.load(Ordering::Relaxed),
         }
     }
 
