@@ -97,7 +97,11 @@ pub enum DlqCommand {
     List,
     /// Hand dead letters back to their sink: by event id, or all of them.
     Replay {
-        #[arg(value_name = "ID", required_unless_present = "all", conflicts_with = "all")]
+        #[arg(
+            value_name = "ID",
+            required_unless_present = "all",
+            conflicts_with = "all"
+        )]
         ids: Vec<String>,
         #[arg(long)]
         all: bool,

@@ -313,7 +313,14 @@ fn random_bytes() -> [u8; 8] {
 impl Backlog for crate::spool::Spool {
     fn next_batch(&self, sink: &str, max: usize) -> Result<Vec<Pending>, BacklogError> {
         crate::spool::Spool::next_batch(self, sink, max)
-            .map(|b| b.into_iter().map(|s| Pending { seq: s.seq, event: s.event }).collect())
+            .map(|b| {
+                b.into_iter()
+                    .map(|s| Pending {
+                        seq: s.seq,
+                        event: s.event,
+                    })
+                    .collect()
+            })
             .map_err(|e| BacklogError(e.to_string()))
     }
 

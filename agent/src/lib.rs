@@ -13,9 +13,9 @@ pub mod run;
 pub mod shutdown;
 pub mod sinks;
 pub mod sources;
+pub mod spool;
 pub mod spool_cmd;
 pub mod telemetry;
-pub mod spool;
 pub mod workflow;
 
 use std::process::ExitCode;

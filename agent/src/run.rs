@@ -26,7 +26,9 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let config = match &args.config {
         Some(path) => tallyman_config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?,
-        None => Config::demo().map_err(|e| anyhow::anyhow!("the built-in demo configuration: {e}"))?,
+        None => {
+            Config::demo().map_err(|e| anyhow::anyhow!("the built-in demo configuration: {e}"))?
+        }
     };
     let format = match config.log.format {
         tallyman_config::LogFormat::Text => telemetry::Format::Text,
@@ -52,18 +54,21 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let data_dir = config.agent.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
-    let options = SpoolOptions {
-        dir: data_dir.join("spool"),
-        max_bytes: config.spool.max_size_bytes,
-        cache_capacity_bytes: config.spool.cache_capacity_bytes,
-        commit_window: config.spool.commit_window,
-        encryption_key_file: config.spool.encryption_key_file.clone(),
-        sinks: config.sinks.iter().map(|s| s.name.as_str().to_string()).collect(),
-        raw_scans_when_full: match config.spool.raw_scans_when_full {
-            tallyman_config::WhenFull::Refuse => crate::spool::RawScansWhenFull::Refuse,
-            tallyman_config::WhenFull::DropOldest => crate::spool::RawScansWhenFull::DropOldest,
-        },
-        check: crate::spool::Check::Quick,
+    let mut options = SpoolOptions::new(
+        data_dir.join("spool"),
+        config
+            .sinks
+            .iter()
+            .map(|s| s.name.as_str().to_string())
+            .collect(),
+    );
+    options.max_bytes = config.spool.max_size_bytes;
+    options.cache_capacity_bytes = config.spool.cache_capacity_bytes;
+    options.commit_window = config.spool.commit_window;
+    options.encryption_key_file = config.spool.encryption_key_file.clone();
+    options.raw_scans_when_full = match config.spool.raw_scans_when_full {
+        tallyman_config::WhenFull::Refuse => crate::spool::RawScansWhenFull::Refuse,
+        tallyman_config::WhenFull::DropOldest => crate::spool::RawScansWhenFull::DropOldest,
     };
     let (spool, check) = tokio::task::spawn_blocking(move || Spool::open(options))
         .await
@@ -93,27 +98,39 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
             retry_max: sink.retry.max,
             shutdown_grace: SHUTDOWN_GRACE,
         };
-        sinks.spawn(delivery::run_sink(Arc::clone(&backlog), target, settings, shutdown.clone()));
+        sinks.spawn(delivery::run_sink(
+            Arc::clone(&backlog),
+            target,
+            settings,
+            shutdown.clone(),
+        ));
     }
 
     let mut sources = JoinSet::new();
     for source in &config.sources {
         let settings = workflow_settings(&config, source);
-        match &source.input {
-            Input::Stdin(_) => {
-                sources.spawn(crate::sources::stdin::run(
-                    tokio::io::stdin(),
-                    tokio::io::stdout(),
-                    Workflow::new(settings),
-                    spool.clone(),
-                    shutdown.clone(),
-                ));
-            }
-            // Refused above.
-            _ => {}
+        // Other inputs were refused above.
+        if let Input::Stdin(stdin) = &source.input {
+            let framing = crate::sources::stdin::Framing {
+                strip_prefix: stdin.strip_prefix.clone(),
+                strip_suffix: stdin.strip_suffix.clone(),
+                max_frame: stdin.max_frame_bytes,
+            };
+            sources.spawn(crate::sources::stdin::run(
+                tokio::io::stdin(),
+                tokio::io::stdout(),
+                framing,
+                Workflow::new(settings),
+                spool.clone(),
+                shutdown.clone(),
+            ));
         }
     }
-    info!(sources = config.sources.len(), sinks = config.sinks.len(), "Agent running.");
+    info!(
+        sources = config.sources.len(),
+        sinks = config.sinks.len(),
+        "Agent running."
+    );
 
     match shutdown::signal().await {
         Ok(sig) => info!(signal = sig, "Stopping: intake first, then sinks."),
@@ -133,7 +150,10 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    spool.close().await.map_err(|e| anyhow::anyhow!("closing the spool: {e}"))?;
+    spool
+        .close()
+        .await
+        .map_err(|e| anyhow::anyhow!("closing the spool: {e}"))?;
     info!("Stopped.");
     Ok(ExitCode::SUCCESS)
 }
@@ -144,8 +164,14 @@ fn refuse_unavailable(config: &Config) -> anyhow::Result<()> {
     for source in &config.sources {
         match source.input {
             Input::Stdin(_) => {}
-            Input::Serial(_) => anyhow::bail!("source `{}`: serial sources are not available in this version", source.name),
-            Input::Mqtt => anyhow::bail!("source `{}`: MQTT sources are not available in this version", source.name),
+            Input::Serial(_) => anyhow::bail!(
+                "source `{}`: serial sources are not available in this version",
+                source.name
+            ),
+            Input::Mqtt => anyhow::bail!(
+                "source `{}`: MQTT sources are not available in this version",
+                source.name
+            ),
         }
     }
     for sink in &config.sinks {
@@ -155,7 +181,10 @@ fn refuse_unavailable(config: &Config) -> anyhow::Result<()> {
             SinkTarget::Http(_) => "http",
             SinkTarget::Odoo(_) => "odoo",
         };
-        anyhow::bail!("sink `{}`: {kind} sinks are not available in this version", sink.name);
+        anyhow::bail!(
+            "sink `{}`: {kind} sinks are not available in this version",
+            sink.name
+        );
     }
     Ok(())
 }

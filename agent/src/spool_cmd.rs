@@ -13,11 +13,18 @@ use crate::spool::{Check, Selection, Spool, SpoolOptions};
 pub fn run(args: &SpoolArgs) -> anyhow::Result<ExitCode> {
     let dir = args.data_dir.join("spool");
     if !dir.exists() {
-        anyhow::bail!("no spool at {} (is --data-dir the agent's data_dir?)", dir.display());
+        anyhow::bail!(
+            "no spool at {} (is --data-dir the agent's data_dir?)",
+            dir.display()
+        );
     }
     let mut options = SpoolOptions::new(&dir, Vec::new());
     options.encryption_key_file = args.key_file.clone();
-    options.check = if matches!(args.command, SpoolCommand::Stats) { Check::Full } else { Check::Quick };
+    options.check = if matches!(args.command, SpoolCommand::Stats) {
+        Check::Full
+    } else {
+        Check::Quick
+    };
     let (spool, check) = Spool::open(options).map_err(|e| anyhow::anyhow!("{e}"))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -30,7 +37,10 @@ pub fn run(args: &SpoolArgs) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             }
             SpoolCommand::List { limit, after } => {
-                for stored in spool.list(*after, *limit).map_err(|e| anyhow::anyhow!("{e}"))? {
+                for stored in spool
+                    .list(*after, *limit)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?
+                {
                     println!("{}", json!({"seq": stored.seq, "event": stored.event}));
                 }
                 ExitCode::SUCCESS
@@ -52,7 +62,9 @@ pub fn run(args: &SpoolArgs) -> anyhow::Result<ExitCode> {
                         ExitCode::SUCCESS
                     }
                     None => {
-                        eprintln!("tallyman: no event {id} in the spool (delivered events are removed)");
+                        eprintln!(
+                            "tallyman: no event {id} in the spool (delivered events are removed)"
+                        );
                         ExitCode::FAILURE
                     }
                 }
@@ -67,7 +79,8 @@ pub fn run(args: &SpoolArgs) -> anyhow::Result<ExitCode> {
                 let which = if *all {
                     Selection::All
                 } else {
-                    let parsed: Result<Vec<EventId>, _> = ids.iter().map(|i| EventId::parse(i)).collect();
+                    let parsed: Result<Vec<EventId>, _> =
+                        ids.iter().map(|i| EventId::parse(i)).collect();
                     Selection::Ids(parsed.map_err(|e| anyhow::anyhow!("{e}"))?)
                 };
                 let n = spool
@@ -77,7 +90,10 @@ pub fn run(args: &SpoolArgs) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             }
         };
-        spool.close().await.map_err(|e| anyhow::anyhow!("closing the spool: {e}"))?;
+        spool
+            .close()
+            .await
+            .map_err(|e| anyhow::anyhow!("closing the spool: {e}"))?;
         anyhow::Ok(out)
     })?;
     Ok(code)

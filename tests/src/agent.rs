@@ -99,7 +99,13 @@ impl Agent {
             cv.notify_all();
         });
         let stdin = child.stdin.take();
-        Agent { child, stdin, feedback, reader: Some(reader), stderr_log: stderr_log.into() }
+        Agent {
+            child,
+            stdin,
+            feedback,
+            reader: Some(reader),
+            stderr_log: stderr_log.into(),
+        }
     }
 
     /// Write scans, one per line. A broken pipe (the agent was killed) is not an error here.
@@ -132,7 +138,10 @@ impl Agent {
             if now >= deadline || fb.closed {
                 return cond(&fb);
             }
-            fb = cv.wait_timeout(fb, deadline - now).expect("feedback lock").0;
+            fb = cv
+                .wait_timeout(fb, deadline - now)
+                .expect("feedback lock")
+                .0;
         }
     }
 
@@ -193,8 +202,15 @@ impl Drop for Agent {
 
 /// Send a signal with kill(1): the workspace forbids `unsafe`, and this is test support.
 pub fn signal(pid: i32, sig: &str) -> std::io::Result<()> {
-    let status = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status()?;
-    if status.success() { Ok(()) } else { Err(std::io::Error::other(format!("kill -{sig} {pid} failed"))) }
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!("kill -{sig} {pid} failed")))
+    }
 }
 
 /// The events of a JSON-lines outbox, by id (every line must be a whole JSON object; the same

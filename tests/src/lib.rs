@@ -1,5 +1,8 @@
 //! Support for tallyman's integration tests: the real binary, built once per test process.
 
+// Test support: a failed unwrap or expect is a failed test, with its reason.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 pub mod agent;
 
 use std::path::PathBuf;

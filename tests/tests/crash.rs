@@ -40,7 +40,9 @@ fn sigkill_during_intake_loses_no_accepted_event() {
     let log = dir.path().join("agent.log");
     let outbox = dir.path().join("data/outbox.jsonl");
     let scans: Vec<String> = (0..SCANS).map(scan).collect();
-    let seed = std::env::var("TALLYMAN_CRASH_SEED").ok().and_then(|s| s.parse().ok());
+    let seed = std::env::var("TALLYMAN_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok());
     let mut rng = Rng(seed.unwrap_or(0x5eed_2026_1124));
 
     // scan index -> event id, from the "accepted" lines printed before each death.
@@ -70,7 +72,10 @@ fn sigkill_during_intake_loses_no_accepted_event() {
             match line["result"].as_str().unwrap() {
                 "accepted" => {
                     let id = line["event_id"].as_str().unwrap().to_string();
-                    assert!(accepted.insert(scanned, id).is_none(), "a scan accepted twice");
+                    assert!(
+                        accepted.insert(scanned, id).is_none(),
+                        "a scan accepted twice"
+                    );
                 }
                 other => panic!("unexpected feedback {other}: {line}"),
             }
@@ -78,7 +83,10 @@ fn sigkill_during_intake_loses_no_accepted_event() {
         }
         assert_eq!(next - before, lines.len());
     }
-    assert!(accepted.len() > 1000, "the test must accept a fair share before the last restart");
+    assert!(
+        accepted.len() > 1000,
+        "the test must accept a fair share before the last restart"
+    );
 
     // The last run: everything left, then wait until the outbox holds every accepted event.
     let mut agent = Agent::start(&config, &log);
@@ -107,9 +115,17 @@ fn sigkill_during_intake_loses_no_accepted_event() {
         std::thread::sleep(Duration::from_millis(100));
     };
     let missing: Vec<&String> = wanted.difference(&outbox_ids).collect();
-    assert!(missing.is_empty(), "{} accepted events missing from the outbox", missing.len());
+    assert!(
+        missing.is_empty(),
+        "{} accepted events missing from the outbox",
+        missing.len()
+    );
     let (status, _) = agent.terminate(Duration::from_secs(30));
-    assert_eq!(status.and_then(|s| s.code()), Some(0), "graceful stop exits 0");
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "graceful stop exits 0"
+    );
 
     // Every scan of the test was accepted once (re-sent scans were never acknowledged before).
     assert_eq!(accepted.len(), SCANS);
@@ -129,8 +145,16 @@ fn sigkill_during_intake_loses_no_accepted_event() {
         .arg("stats")
         .output()
         .unwrap();
-    assert!(stats.status.success(), "{}", String::from_utf8_lossy(&stats.stderr));
+    assert!(
+        stats.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stats.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
-    assert_eq!(report["self_check"]["problems"], serde_json::json!([]), "{report}");
+    assert_eq!(
+        report["self_check"]["problems"],
+        serde_json::json!([]),
+        "{report}"
+    );
     assert_eq!(report["self_check"]["quarantined"], 0, "{report}");
 }

@@ -38,15 +38,25 @@ fn every_spool_write_is_synced_before_accepted_is_printed() {
         ),
     )
     .unwrap();
-    Command::new("chmod").arg("+x").arg(&wrapper).status().unwrap();
+    Command::new("chmod")
+        .arg("+x")
+        .arg(&wrapper)
+        .status()
+        .unwrap();
     assert!(
-        Command::new("strace").arg("-V").stdout(Stdio::null()).status().is_ok_and(|s| s.success()),
+        Command::new("strace")
+            .arg("-V")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success()),
         "strace is needed (tests/run installs it)"
     );
 
     let mut agent = Agent::start_with(&wrapper, &config, &log);
     for n in 0..SCANS {
-        agent.send(&[format!("01095011010209171730123121T{n:04}")]).unwrap();
+        agent
+            .send(&[format!("01095011010209171730123121T{n:04}")])
+            .unwrap();
         assert!(
             agent.wait_feedback(Duration::from_secs(30), |fb| fb.lines.len() > n),
             "no feedback for scan {n}"
@@ -56,8 +66,8 @@ fn every_spool_write_is_synced_before_accepted_is_printed() {
     assert!(lines.iter().all(|l| l["result"] == "accepted"), "{lines:?}");
     // Stop the traced agent itself (a signal to strace would only detach it); strace exits
     // with it.
-    let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", agent.pid()))
-        .unwrap();
+    let children =
+        std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", agent.pid())).unwrap();
     let traced: i32 = children.split_whitespace().next().unwrap().parse().unwrap();
     signal(traced, "TERM").unwrap();
     let (status, _) = agent.terminate(Duration::from_secs(30));
@@ -68,7 +78,10 @@ fn every_spool_write_is_synced_before_accepted_is_printed() {
     let spool_prefix = format!("<{}", spool_dir.display());
     let (acceptances, syncs) = check_trace(&trace, &spool_prefix);
     assert_eq!(acceptances, SCANS, "every accepted line seen in the trace");
-    assert!(syncs >= SCANS, "at least one fdatasync per acceptance, saw {syncs}");
+    assert!(
+        syncs >= SCANS,
+        "at least one fdatasync per acceptance, saw {syncs}"
+    );
 }
 
 /// Walk the trace in completion order. Returns (acceptances, syncs of spool files).

@@ -16,10 +16,34 @@ use tracing::{info, warn};
 use crate::clock;
 use crate::shutdown::Shutdown;
 use crate::spool::Spool;
-use crate::workflow::{Feedback, Workflow, WorkflowKind};
+use tallyman_protocol::error::escape_bounded;
 
-/// Longest line read as one scan; longer lines are rejected as a whole.
-pub const MAX_LINE: usize = tallyman_protocol::barcode::MAX_SCAN_LEN;
+use crate::workflow::{Feedback, FeedbackResult, Workflow, WorkflowKind};
+
+/// How lines become scans (`[[sources]]` keys of a stdin source).
+#[derive(Debug, Clone)]
+pub struct Framing {
+    /// Removed from the start of a line when present.
+    pub strip_prefix: Option<Vec<u8>>,
+    /// Removed from the end of a line when present.
+    pub strip_suffix: Option<Vec<u8>>,
+    /// Longest line read as one scan; the first `max_frame + 1` bytes of a longer line are
+    /// handed on (and rejected as too long), the rest skipped.
+    pub max_frame: usize,
+}
+
+impl Framing {
+    fn apply<'a>(&self, line: &'a [u8]) -> &'a [u8] {
+        let mut s = line;
+        if let Some(p) = self.strip_prefix.as_deref() {
+            s = s.strip_prefix(p).unwrap_or(s);
+        }
+        if let Some(p) = self.strip_suffix.as_deref() {
+            s = s.strip_suffix(p).unwrap_or(s);
+        }
+        s
+    }
+}
 
 /// Appends in flight for workflows without sessions.
 pub const IN_FLIGHT: usize = 512;
@@ -30,6 +54,7 @@ type Pending = Pin<Box<dyn Future<Output = Feedback> + Send>>;
 pub async fn run<R, W>(
     input: R,
     mut output: W,
+    framing: Framing,
     mut workflow: Workflow,
     spool: Spool,
     mut shutdown: Shutdown,
@@ -69,9 +94,18 @@ pub async fn run<R, W>(
         let deadline = workflow.deadline();
         let step = tokio::select! {
             // Cancel-safe: a line read in part stays in `line` for the next round.
-            read = read_line(&mut reader, &mut line) => match read {
+            read = read_line(&mut reader, &mut line, framing.max_frame) => match read {
+                Ok(true) if line.len() > framing.max_frame => {
+                    let fb = too_long(&workflow, &line, framing.max_frame);
+                    line.clear();
+                    if !emit(&mut output, &fb).await {
+                        return;
+                    }
+                    None
+                }
                 Ok(true) => {
-                    let step = workflow.scan(&line, clock::now(), clock::today(), &mut ids);
+                    let scan = framing.apply(&line);
+                    let step = workflow.scan(scan, clock::now(), clock::today(), &mut ids);
                     line.clear();
                     Some(step)
                 }
@@ -129,6 +163,21 @@ pub async fn run<R, W>(
     }
 }
 
+/// The feedback for a line longer than the source's frame limit: refused before decoding.
+fn too_long(workflow: &Workflow, line: &[u8], max: usize) -> Feedback {
+    Feedback {
+        source: workflow.settings().source.clone(),
+        scan: Some(escape_bounded(line, crate::workflow::FEEDBACK_SCAN_BYTES)),
+        result: FeedbackResult::Rejected,
+        event_id: None,
+        kind: None,
+        reason: Some(format!(
+            "the scan is longer than {max} bytes (max_frame_bytes)"
+        )),
+        lines: workflow.open_lines(),
+    }
+}
+
 /// Poll a pending feedback once without waiting.
 fn futures_poll(fut: &mut Pending) -> Option<Feedback> {
     let waker = std::task::Waker::noop();
@@ -150,7 +199,10 @@ async fn next_done(pending: &mut VecDeque<Pending>) -> Option<Feedback> {
 async fn sleep_until(deadline: Option<tallyman_protocol::event::Timestamp>) {
     match deadline {
         Some(at) => {
-            let wait = at.unix_millis().saturating_sub(clock::now().unix_millis()).max(0);
+            let wait = at
+                .unix_millis()
+                .saturating_sub(clock::now().unix_millis())
+                .max(0);
             tokio::time::sleep(std::time::Duration::from_millis(wait as u64)).await;
         }
         None => std::future::pending().await,
@@ -158,12 +210,13 @@ async fn sleep_until(deadline: Option<tallyman_protocol::event::Timestamp>) {
 }
 
 /// Read the rest of one line into `buf` (then without its CR/LF). False at end of input. A line
-/// longer than [`MAX_LINE`] keeps its first `MAX_LINE + 1` bytes (the decoder rejects it as too
-/// long) and its rest is skipped. Cancel-safe: the only await is `fill_buf`, and what was
+/// longer than `max` keeps its first `max + 1` bytes (so that it is rejected as too long) and
+/// its rest is skipped. Cancel-safe: the only await is `fill_buf`, and what was
 /// consumed is in `buf`, which the caller keeps until a whole line was read.
 async fn read_line<R: AsyncBufReadExt + Unpin>(
     r: &mut R,
     buf: &mut Vec<u8>,
+    max: usize,
 ) -> std::io::Result<bool> {
     loop {
         let chunk = r.fill_buf().await?;
@@ -174,7 +227,7 @@ async fn read_line<R: AsyncBufReadExt + Unpin>(
             Some(i) => (i + 1, true),
             None => (chunk.len(), false),
         };
-        let room = (MAX_LINE + 1).saturating_sub(buf.len());
+        let room = max.saturating_add(1).saturating_sub(buf.len());
         let part = chunk.get(..take).unwrap_or_default();
         buf.extend_from_slice(part.get(..part.len().min(room)).unwrap_or_default());
         r.consume(take);
