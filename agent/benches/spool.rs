@@ -247,15 +247,19 @@ fn main() {
     let dir = base.join("backlog");
     let (spool, _) = Spool::open(options(&dir, None)).unwrap();
     let fill_start = Instant::now();
-    let fill = intake(&rt, &spool, 256, 0, backlog);
+    // In slices, so that the events waiting to be appended do not dominate this process's
+    // memory.
+    let mut filled = 0u64;
+    let target = backlog / 256 * 256;
+    while filled < target {
+        let n = (target - filled).min(256 * 200);
+        filled += intake(&rt, &spool, 256, filled, n).events;
+    }
     let fill_secs = fill_start.elapsed().as_secs_f64();
     let stats = spool.stats();
     rt.block_on(spool.close()).unwrap();
     drop(spool);
-    eprintln!(
-        "backlog of {} events written in {fill_secs:.1} s",
-        fill.events
-    );
+    eprintln!("backlog of {filled} events written in {fill_secs:.1} s");
     let disk_per_event = stats.bytes_on_disk as f64 / stats.events_stored as f64;
     let live_per_event = stats.bytes_live as f64 / stats.events_stored as f64;
     let parent_hwm = status("VmHWM:");
@@ -273,6 +277,7 @@ fn main() {
         serde_json::from_slice(&out.stdout).unwrap()
     };
     let full = run_child("full");
+    let lagging = run_child("lagging");
     let child = run_child("startup");
 
     println!();
@@ -308,11 +313,11 @@ fn main() {
     }
     println!(
         "| backlog of {} events: bytes on disk / live per event | {disk_per_event:.0} / {live_per_event:.0} |",
-        fill.events
+        filled
     );
     println!(
         "| start-up with {} events (open + quick self-check + first append accepted) | {:.0} ms |",
-        fill.events,
+        filled,
         child["startup_ms"].as_f64().unwrap()
     );
     println!(
@@ -321,7 +326,7 @@ fn main() {
     );
     println!(
         "| full self-check (every record decoded) of {} events | {:.0} ms |",
-        fill.events,
+        filled,
         full["full_check_ms"].as_f64().unwrap()
     );
     println!(
@@ -341,6 +346,11 @@ fn main() {
         mib_kib(child["hwm_kib"].as_u64().unwrap())
     );
     println!(
+        "| one sink reading the whole backlog while another holds it (nothing collected) | {:.0} events/s, peak {} |",
+        lagging["rate"].as_f64().unwrap(),
+        mib_kib(lagging["hwm_kib"].as_u64().unwrap())
+    );
+    println!(
         "| bytes on disk after the drain (sled keeps freed segments) | {} |",
         child["disk_after_drain"].as_u64().unwrap()
     );
@@ -354,6 +364,26 @@ fn main() {
 /// Start-up, memory and drain with the backlog in `dir` (`mode` "startup"), or the full
 /// self-check (`mode` "full"), as JSON on stdout.
 fn child(dir: &Path, mode: &str) {
+    if mode == "lagging" {
+        // Read the whole backlog the way a sink does, with nothing collected behind it (as
+        // when another sink holds everything back).
+        let (spool, _) = Spool::open(options(dir, None)).unwrap();
+        let start = Instant::now();
+        let mut read = 0u64;
+        let mut after = 0;
+        loop {
+            let batch = spool.list(after, 500).unwrap();
+            let Some(last) = batch.last() else { break };
+            read += batch.len() as u64;
+            after = last.seq;
+        }
+        let rate = read as f64 / start.elapsed().as_secs_f64();
+        println!(
+            "{}",
+            serde_json::json!({ "rate": rate, "hwm_kib": status("VmHWM:"), "read": read })
+        );
+        return;
+    }
     if mode == "full" {
         let mut o = options(dir, None);
         o.check = Check::Full;

@@ -20,6 +20,8 @@ use super::{
     SpoolOptions,
 };
 
+/// Garbage-collection steps (of up to 256 blocks) done before `open` returns.
+const OPEN_GC_STEPS: usize = 4;
 /// The longest sink name (it is part of sled keys).
 const MAX_SINK_NAME: usize = 255;
 
@@ -95,8 +97,14 @@ pub fn open(options: SpoolOptions) -> Result<(Spool, SelfCheck), SpoolError> {
     }
     problems.extend(missing_events(&inner)?);
 
+    // Some garbage collection now (bounded, so that start-up stays fast however much a
+    // removed sink was holding back); the committer carries on in the background.
     let before = writer.counters.events;
-    while writer.gc_step()? {}
+    for _ in 0..OPEN_GC_STEPS {
+        if !writer.gc_step()? {
+            break;
+        }
+    }
     let collected = before.saturating_sub(writer.counters.events);
     inner.sync()?;
     if created_dir {
@@ -158,6 +166,7 @@ pub fn open(options: SpoolOptions) -> Result<(Spool, SelfCheck), SpoolError> {
         .name("spool-commit".into())
         .spawn(move || writer.run(rx, window, rt))
         .map_err(SpoolError::StartCommitter)?;
+    inner.wake_gc();
     Ok((Spool { inner, tx }, report))
 }
 
@@ -346,33 +355,13 @@ fn recover_tail(inner: &Inner, counters: &mut Counters) -> Result<u64, SpoolErro
     Ok(recovered)
 }
 
-/// Visit every key/value under `prefix`, in bounded chunks.
+/// Visit every key/value under the one-byte `prefix`.
 fn scan_prefix(
     inner: &Inner,
-    prefix: &[u8],
-    mut f: impl FnMut(&[u8], &[u8]),
+    prefix: &[u8; 1],
+    f: impl FnMut(&[u8], &[u8]),
 ) -> Result<(), SpoolError> {
-    let mut from = prefix.to_vec();
-    loop {
-        let mut got = 0usize;
-        let mut last = None;
-        for item in inner.tree.range(from.clone()..).take(SCAN_CHUNK) {
-            let (k, v) = item.map_err(Inner::storage("reading the spool"))?;
-            if !k.starts_with(prefix) {
-                return Ok(());
-            }
-            f(&k, &v);
-            got += 1;
-            last = Some(k);
-        }
-        match last {
-            Some(k) if got == SCAN_CHUNK => {
-                from = k.to_vec();
-                from.push(0);
-            }
-            _ => return Ok(()),
-        }
-    }
+    inner.for_each_in(prefix, f)
 }
 
 /// Load cursors and dead letters; add configured sinks the store does not know. Returns the
@@ -471,6 +460,7 @@ fn quick_verify(writer: &mut Writer, problems: &mut Vec<Problem>) -> Result<(), 
     let last = inner
         .tree
         .range(format::block_key(0)..format::BLOCK_END)
+        // One entry from the back (see `Inner::first_in`).
         .next_back()
         .transpose()
         .map_err(Inner::storage("reading the newest block"))?;

@@ -551,23 +551,12 @@ impl Writer {
     /// Remove every quarantined entry (an explicit operator command); returns how many.
     fn purge_quarantine(&mut self) -> Result<usize, SpoolError> {
         let mut keys = Vec::new();
-        loop {
+        self.inner
+            .for_each_in(&format::QUARANTINE_PREFIX, |k, _| keys.push(k.to_vec()))?;
+        for chunk in keys.chunks(SCAN_CHUNK) {
             let mut batch = sled::Batch::default();
-            keys.clear();
-            for item in self
-                .inner
-                .tree
-                .scan_prefix(format::QUARANTINE_PREFIX)
-                .take(SCAN_CHUNK)
-            {
-                let (k, _) = item.map_err(Inner::storage("reading the quarantine"))?;
-                keys.push(k);
-            }
-            if keys.is_empty() {
-                break;
-            }
-            for k in &keys {
-                batch.remove(k.clone());
+            for k in chunk {
+                batch.remove(k.as_slice());
             }
             self.inner
                 .tree
