@@ -20,6 +20,9 @@ use super::{
     SpoolOptions,
 };
 
+/// A file written next to sled's once the spool exists: a database that later opens empty
+/// has lost its data.
+const MARKER: &str = "tallyman-spool";
 /// Garbage-collection steps (of up to 256 blocks) done before `open` returns.
 const OPEN_GC_STEPS: usize = 4;
 /// The longest sink name (it is part of sled keys).
@@ -107,6 +110,9 @@ pub fn open(options: SpoolOptions) -> Result<(Spool, SelfCheck), SpoolError> {
     }
     let collected = before.saturating_sub(writer.counters.events);
     inner.sync()?;
+    if created || !path.join(MARKER).exists() {
+        write_marker(&path)?;
+    }
     if created_dir {
         if let Some(parent) = path.parent() {
             durable::sync_dir(parent).map_err(|e| SpoolError::Sync {
@@ -168,6 +174,24 @@ pub fn open(options: SpoolOptions) -> Result<(Spool, SelfCheck), SpoolError> {
         .map_err(SpoolError::StartCommitter)?;
     inner.wake_gc();
     Ok((Spool { inner, tx }, report))
+}
+
+/// Write the marker file durably (after the new spool itself is durable).
+fn write_marker(dir: &Path) -> Result<(), SpoolError> {
+    use std::io::Write;
+    let path = dir.join(MARKER);
+    let sync_err = |source| SpoolError::Sync {
+        path: path.clone(),
+        source,
+    };
+    let mut f = std::fs::File::create(&path).map_err(sync_err)?;
+    f.write_all(format!("tallyman spool, format {FORMAT_VERSION}\n").as_bytes())
+        .map_err(sync_err)?;
+    f.sync_all().map_err(sync_err)?;
+    durable::sync_dir(dir).map_err(|e| SpoolError::Sync {
+        path: e.path,
+        source: e.source,
+    })
 }
 
 fn validate(o: &SpoolOptions) -> Result<(), SpoolError> {
@@ -279,6 +303,16 @@ fn check_format(inner: &Inner) -> Result<bool, SpoolError> {
             if !empty {
                 return Err(SpoolError::NotASpool {
                     path: inner.path.clone(),
+                });
+            }
+            if inner.path.join(MARKER).exists() {
+                // sled treats a log it cannot read as the end of the log: a destroyed
+                // database opens empty. Never start over silently on top of it.
+                return Err(SpoolError::Damaged {
+                    path: inner.path.clone(),
+                    detail: format!(
+                        "the database opened empty, but {MARKER} shows it held a spool"
+                    ),
                 });
             }
             t.insert(format::META_FORMAT, &FORMAT_VERSION.to_be_bytes())

@@ -802,15 +802,38 @@ async fn a_database_sled_cannot_open_is_a_clear_error_naming_the_path() {
     // Overwrite sled's configuration file with garbage.
     std::fs::write(o.dir.join("conf"), b"not a sled configuration at all").unwrap();
     let err = reopen_err(&o);
+    assert!(matches!(err, SpoolError::Damaged { .. }), "{err:?}");
     let text = err.to_string();
     assert!(text.contains(&o.dir.display().to_string()), "{text}");
-    assert!(
-        matches!(
-            err,
-            SpoolError::Damaged { .. } | SpoolError::OpenSpool { .. }
-        ),
-        "{err:?}"
-    );
+}
+
+#[tokio::test]
+async fn a_spool_whose_database_comes_up_empty_is_not_silently_recreated() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = options(dir.path(), &["hub"]);
+    let (spool, _) = Spool::open(o.clone()).unwrap();
+    for _ in 0..100 {
+        spool.append(receipt()).await.unwrap();
+    }
+    close(spool).await;
+    // sled reads a log it cannot parse as the end of the log: with the whole log and the
+    // snapshots destroyed it opens an empty database.
+    let db = o.dir.join("db");
+    let len = std::fs::metadata(&db).unwrap().len() as usize;
+    std::fs::write(&db, vec![0xab; len]).unwrap();
+    for e in std::fs::read_dir(&o.dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("snap.")
+        {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    let err = reopen_err(&o);
+    assert!(matches!(err, SpoolError::Damaged { .. }), "{err:?}");
+    assert!(err.to_string().contains("empty"), "{err}");
 }
 
 #[tokio::test]
