@@ -412,16 +412,31 @@ async fn without_sinks_nothing_is_collected() {
 async fn the_quota_refuses_then_resumes_after_the_backlog_drains() {
     let dir = tempfile::tempdir().unwrap();
     let mut o = options(dir.path(), &["hub"]);
-    o.max_bytes = 4 * 1024 * 1024;
+    o.max_bytes = 1024 * 1024;
     let (spool, _) = Spool::open(o.clone()).unwrap();
+    // Fill from many tasks at once (group commits keep the test quick).
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let spool = spool.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            loop {
+                match spool.append(receipt()).await {
+                    Ok(_) => n += 1,
+                    Err(e) => return (n, e),
+                }
+                assert!(n < 100_000, "the quota never applied");
+            }
+        }));
+    }
     let mut accepted = 0u64;
-    let full = loop {
-        match spool.append(receipt()).await {
-            Ok(_) => accepted += 1,
-            Err(e) => break e,
-        }
-        assert!(accepted < 100_000, "the quota never applied");
-    };
+    let mut full = None;
+    for t in tasks {
+        let (n, e) = t.await.unwrap();
+        accepted += n;
+        full = Some(e);
+    }
+    let full = full.unwrap();
     let AppendError::Full { used, max } = full else {
         panic!("expected Full, got {full:?}");
     };
@@ -451,29 +466,39 @@ async fn the_quota_refuses_then_resumes_after_the_backlog_drains() {
 async fn drop_oldest_drops_raw_scans_never_stock_events() {
     let dir = tempfile::tempdir().unwrap();
     let mut o = options(dir.path(), &["hub"]);
-    o.max_bytes = 2 * 1024 * 1024;
+    o.max_bytes = 1024 * 1024;
     o.raw_scans_when_full = RawScansWhenFull::DropOldest;
     let (spool, _) = Spool::open(o.clone()).unwrap();
-    // Half scans, half stock events, until full.
-    let mut stock = Vec::new();
-    let mut n = 0;
-    loop {
-        let ev = if n % 2 == 0 { scan() } else { receipt() };
-        let stock_event = ev.kind() != Kind::Scan;
-        let id = ev.id();
-        match spool.append(ev).await {
-            Ok(_) => {
-                if stock_event {
-                    stock.push(id);
+    // Half scans, half stock events, from many tasks, until full: scans are dropped for new
+    // events, so intake goes on until only stock is left.
+    let mut tasks = Vec::new();
+    for t in 0..16u64 {
+        let spool = spool.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut stock = Vec::new();
+            for n in 0..200_000u64 {
+                let ev = if (n + t) % 2 == 0 { scan() } else { receipt() };
+                let stock_event = ev.kind() != Kind::Scan;
+                let id = ev.id();
+                match spool.append(ev).await {
+                    Ok(a) => {
+                        if stock_event {
+                            stock.push((a.seq, id));
+                        }
+                    }
+                    Err(AppendError::Full { .. }) => return stock,
+                    Err(e) => panic!("{e}"),
                 }
             }
-            Err(AppendError::Full { .. }) => break,
-            Err(e) => panic!("{e}"),
-        }
-        n += 1;
-        // Scans are dropped for new events, so intake goes on until only stock is left.
-        assert!(n < 200_000, "never full");
+            panic!("never full");
+        }));
     }
+    let mut stock = Vec::new();
+    for t in tasks {
+        stock.extend(t.await.unwrap());
+    }
+    stock.sort_unstable();
+    let stock: Vec<EventId> = stock.into_iter().map(|(_, id)| id).collect();
     let stats = spool.stats();
     assert!(stats.dropped_scans > 0);
     // Every stock event accepted is still there.
