@@ -564,10 +564,27 @@ fn full_verify(writer: &mut Writer, problems: &mut Vec<Problem>) -> Result<(), S
             _ => break,
         }
     }
-    scan_prefix(&inner, &format::QUARANTINE_PREFIX, |_, v| {
+    scan_prefix(&inner, &format::QUARANTINE_PREFIX, |k, v| {
         c.quarantined += 1;
         c.quarantine_bytes += v.len() as u64;
+        if let Some(q) = format::quarantine_seq(k) {
+            c.next_seq = c.next_seq.max(q.saturating_add(1));
+        }
     })?;
+    // Seqs are never given twice: whatever a sink has seen was given already.
+    let seen = {
+        let st = inner.lock();
+        st.sinks
+            .values()
+            .flat_map(|s| {
+                std::iter::once(s.cursor)
+                    .chain(s.dead.iter().copied())
+                    .chain(s.replay.iter().copied())
+            })
+            .max()
+            .unwrap_or(0)
+    };
+    c.next_seq = c.next_seq.max(seen.saturating_add(1));
     if c != writer.counters {
         problems.push(Problem {
             kind: ProblemKind::CountersCorrected,

@@ -18,8 +18,8 @@
 //!
 //! # Quota
 //!
-//! What sled measured here (see the spool benchmark and the README): the files take about 1.5
-//! to 2 times the live bytes; after the spool drains, the `db` file does **not** shrink (sled
+//! What sled measured here (see the spool benchmark): the files take about 1.5 to 2 times the
+//! live bytes; after the spool drains, the `db` file does **not** shrink (sled
 //! keeps freed segments and truncates only a free tail), but new writes reuse the freed
 //! segments, so refilling does not grow it further. A quota on the file size alone would
 //! therefore never let intake resume after a backlog drained, and a quota on live bytes alone
