@@ -416,7 +416,7 @@ impl Inner {
                 }),
                 None => {
                     // Its event is gone (quarantined since): nothing left to replay.
-                    warn!(sink = %sink, seq, "Replay entry without a readable event; dropped from the replay queue.");
+                    warn!(component_id = %sink, seq, "Replay entry without a readable event; dropped from the replay queue.");
                     self.delivered(sink, &[seq])?;
                 }
             }
@@ -612,7 +612,7 @@ impl Inner {
                         replaying,
                     }),
                     Err(e) => {
-                        warn!(sink = %name, seq, error = %e, "Unreadable dead-letter entry; skipped.");
+                        warn!(component_id = %name, seq, error = %e, "Unreadable dead-letter entry; skipped.");
                     }
                 }
             })?;
