@@ -897,3 +897,40 @@ fn the_spool_is_send_and_sync() {
     fn is<T: Send + Sync + Clone>() {}
     is::<Spool>();
 }
+
+#[tokio::test]
+async fn an_event_larger_than_a_sled_segment_quarter_goes_to_a_blob_and_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = options(dir.path(), &["hub"]);
+    let (spool, _) = Spool::open(o.clone()).unwrap();
+    // 1000 lines with long lots: about 200 KB, above sled's blob threshold (128 KiB).
+    let lot = tallyman_protocol::event::Lot::new("€".repeat(64)).unwrap();
+    let lines: Vec<Line> = (0..1000)
+        .map(|_| {
+            Line::new(
+                Item::Gtin(Gtin14::new("09506000134352").unwrap()),
+                Quantity::new("5").unwrap(),
+                Uom::new("Units").unwrap(),
+            )
+            .with_lot(lot.clone())
+        })
+        .collect();
+    let big = Event::receipt(header(), Location::new("WH/Stock").unwrap(), lines).unwrap();
+    assert!(wire::encode(&big).unwrap().len() > 150_000);
+    let small = receipt();
+    spool.append(big.clone()).await.unwrap();
+    spool.append(small.clone()).await.unwrap();
+    let blobs = std::fs::read_dir(o.dir.join("blobs")).unwrap().count();
+    assert!(blobs > 0, "the big block should be a sled blob");
+    close(spool).await;
+    let (spool, check) = reopen(&o);
+    assert_eq!(check.problems, vec![]);
+    let listed: Vec<Event> = spool
+        .list(0, 10)
+        .unwrap()
+        .into_iter()
+        .map(|s| s.event)
+        .collect();
+    assert_eq!(listed, vec![big.with_seq(1), small.with_seq(2)]);
+    close(spool).await;
+}
