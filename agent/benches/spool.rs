@@ -247,15 +247,19 @@ fn main() {
     let dir = base.join("backlog");
     let (spool, _) = Spool::open(options(&dir, None)).unwrap();
     let fill_start = Instant::now();
-    let fill = intake(&rt, &spool, 256, 0, backlog);
+    // In slices, so that the events waiting to be appended do not dominate this process's
+    // memory.
+    let mut filled = 0u64;
+    let target = backlog / 256 * 256;
+    while filled < target {
+        let n = (target - filled).min(256 * 200);
+        filled += intake(&rt, &spool, 256, filled, n).events;
+    }
     let fill_secs = fill_start.elapsed().as_secs_f64();
     let stats = spool.stats();
     rt.block_on(spool.close()).unwrap();
     drop(spool);
-    eprintln!(
-        "backlog of {} events written in {fill_secs:.1} s",
-        fill.events
-    );
+    eprintln!("backlog of {filled} events written in {fill_secs:.1} s");
     let disk_per_event = stats.bytes_on_disk as f64 / stats.events_stored as f64;
     let live_per_event = stats.bytes_live as f64 / stats.events_stored as f64;
     let parent_hwm = status("VmHWM:");
@@ -273,7 +277,19 @@ fn main() {
         serde_json::from_slice(&out.stdout).unwrap()
     };
     let full = run_child("full");
+    let lagging = run_child("lagging");
     let child = run_child("startup");
+
+    // Refill the drained spool: sled reuses the segments it freed.
+    let (spool, _) = Spool::open(options(&dir, None)).unwrap();
+    let mut refilled = 0u64;
+    while refilled < target {
+        let n = (target - refilled).min(256 * 200);
+        refilled += intake(&rt, &spool, 256, 2 * target + refilled, n).events;
+    }
+    let disk_after_refill = spool.stats().bytes_on_disk;
+    rt.block_on(spool.close()).unwrap();
+    drop(spool);
 
     println!();
     println!(
@@ -308,11 +324,11 @@ fn main() {
     }
     println!(
         "| backlog of {} events: bytes on disk / live per event | {disk_per_event:.0} / {live_per_event:.0} |",
-        fill.events
+        filled
     );
     println!(
         "| start-up with {} events (open + quick self-check + first append accepted) | {:.0} ms |",
-        fill.events,
+        filled,
         child["startup_ms"].as_f64().unwrap()
     );
     println!(
@@ -321,7 +337,7 @@ fn main() {
     );
     println!(
         "| full self-check (every record decoded) of {} events | {:.0} ms |",
-        fill.events,
+        filled,
         full["full_check_ms"].as_f64().unwrap()
     );
     println!(
@@ -341,11 +357,24 @@ fn main() {
         mib_kib(child["hwm_kib"].as_u64().unwrap())
     );
     println!(
+        "| one sink reading the whole backlog while another holds it (nothing collected) | {:.0} events/s, peak {} |",
+        lagging["rate"].as_f64().unwrap(),
+        mib_kib(lagging["hwm_kib"].as_u64().unwrap())
+    );
+    println!(
         "| bytes on disk after the drain (sled keeps freed segments) | {} |",
         child["disk_after_drain"].as_u64().unwrap()
     );
     println!(
-        "| peak resident memory (VmHWM) of the intake process | {} |",
+        "| bytes on disk after refilling it with {filled} events | {disk_after_refill} (before the drain: {}) |",
+        stats.bytes_on_disk
+    );
+    println!(
+        "| `get(id)` of the newest of {filled} events (a scan: no id index) | {:.0} ms |",
+        lagging["get_ms"].as_f64().unwrap()
+    );
+    println!(
+        "| peak resident memory (VmHWM) of the intake process (with the {INTAKE_EVENTS} events it prepares per run) | {} |",
         mib_kib(parent_hwm)
     );
     let _ = std::fs::remove_dir_all(&base);
@@ -354,6 +383,38 @@ fn main() {
 /// Start-up, memory and drain with the backlog in `dir` (`mode` "startup"), or the full
 /// self-check (`mode` "full"), as JSON on stdout.
 fn child(dir: &Path, mode: &str) {
+    if mode == "lagging" {
+        // Read the whole backlog the way a sink does, with nothing collected behind it (as
+        // when another sink holds everything back).
+        let (spool, _) = Spool::open(options(dir, None)).unwrap();
+        let start = Instant::now();
+        let mut read = 0u64;
+        let mut after = 0;
+        loop {
+            let batch = spool.list(after, 500).unwrap();
+            let Some(last) = batch.last() else { break };
+            read += batch.len() as u64;
+            after = last.seq;
+        }
+        let rate = read as f64 / start.elapsed().as_secs_f64();
+        // `get` by id scans the blocks (there is no id index): the newest event is the
+        // worst case.
+        let id = event(read - 1).id();
+        let start = Instant::now();
+        let found = spool.get(id).unwrap();
+        let get_ms = start.elapsed().as_secs_f64() * 1e3;
+        assert_eq!(found.map(|s| s.event.id()), Some(id));
+        println!(
+            "{}",
+            serde_json::json!({
+                "rate": rate,
+                "hwm_kib": status("VmHWM:"),
+                "read": read,
+                "get_ms": get_ms,
+            })
+        );
+        return;
+    }
     if mode == "full" {
         let mut o = options(dir, None);
         o.check = Check::Full;

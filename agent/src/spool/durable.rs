@@ -19,8 +19,8 @@
 //!
 //!   Blobs, snapshots and `conf` never change after they are complete, so a file is synced
 //!   again only when its length differs from the one last synced (a blob caught while sled was
-//!   still writing it grows, and is synced again). Files named `*.in___motion` are snapshots
-//!   sled is still writing; it syncs them itself before renaming.
+//!   still writing it grows, and is synced again). Files named `snap.*.generating` are
+//!   snapshots sled is still writing; it syncs them itself before renaming them.
 //! * `fsync`s the directory (and `blobs/`) whenever the set of names in it changed since the
 //!   last sync: creations and renames are directory metadata.
 //!
@@ -139,7 +139,7 @@ fn sync_new_files(
         }
         let len = meta.len();
         bytes = bytes.saturating_add(len);
-        if name.ends_with(".in___motion") || Some(name.as_str()) == skip {
+        if name.ends_with(".generating") || Some(name.as_str()) == skip {
             seen.insert(name, len);
             continue;
         }
@@ -180,7 +180,7 @@ mod tests {
         assert_eq!(s.sync().unwrap().bytes, 100);
         std::fs::write(dir.path().join("conf"), [0u8; 10]).unwrap();
         std::fs::write(dir.path().join("blobs/7"), [0u8; 5]).unwrap();
-        std::fs::write(dir.path().join("snap.1.in___motion"), [0u8; 1]).unwrap();
+        std::fs::write(dir.path().join("snap.1.generating"), [0u8; 1]).unwrap();
         assert_eq!(s.sync().unwrap().bytes, 116);
         {
             let known = s.known.lock().unwrap();

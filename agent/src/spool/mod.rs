@@ -18,8 +18,10 @@
 //!   written without a sync and becomes durable with the next commit or sled's periodic flush
 //!   (every [`FLUSH_EVERY_MS`] ms), so after a crash a sink may see up to that much again:
 //!   at-least-once, and the event id de-duplicates downstream.
-//! * **Dead letters** ([`Spool::dead_letter`]) are synced before the call returns; they keep
-//!   their event. [`Spool::dlq_replay`] hands them back to their sink; only
+//! * **Dead letters** ([`Spool::dead_letter`]) are synced before the call returns, move the
+//!   cursor past their event, and keep it stored. Only a sink's next event (or a replay) can
+//!   be dead-lettered, so no unacknowledged event is ever passed over. [`Spool::dlq_replay`]
+//!   hands them back to their sink, ahead of its new events; only
 //!   [`Spool::purge_dead_letters`] (an explicit command) removes them.
 //! * **Garbage collection.** An event is removed once every configured sink's cursor is past
 //!   it and no sink holds it as a dead letter or replay entry. Sinks found in the store but no
@@ -36,9 +38,39 @@
 //!   [`Check::Full`] every record is. A record that does not decode or decrypt is moved to the
 //!   quarantine keyspace and reported, whenever it is found (also later, when a sink reads
 //!   it): never a crash, never a silent drop, never a sink stuck on it.
+//! * **Never a crash loop.** A database sled refuses (or panics on) is
+//!   [`SpoolError::Damaged`], naming the path; so is a database that opens empty where a
+//!   spool was (sled reads an unreadable log as the end of the log; a marker file next to
+//!   its files tells). A directory another process holds is [`SpoolError::Locked`].
 //! * **Encryption at rest** (optional): see `crypto.rs`.
 //!
-//! The on-disk layout is in `format.rs`.
+//! The on-disk layout is in `format.rs`; the group commit and the quota rule in `writer.rs`;
+//! which files are synced and why in `durable.rs`.
+//!
+//! # Decisions, and what they rest on (measured with sled 0.34.7 on the 2-core dev machine)
+//!
+//! * **Blocks, not one sled key per event.** Consecutive events of a commit share one sled
+//!   value of about [`DEFAULT_BLOCK_TARGET`] bytes. With one key per event plus an id index,
+//!   1,000,000 events took 90 MiB of resident memory right after open (sled keeps a page
+//!   table entry per page) and 6 µs per event to insert; with ~1 KiB blocks, 10 MiB and
+//!   2–3 µs. Bigger blocks did not write faster (sled's cost follows the bytes) and make
+//!   every cached page bigger.
+//! * **No event-id index.** It would be one sled key per event again. [`Spool::get`] (a
+//!   command-line lookup) scans the blocks instead, reading only the ids, which are stored in
+//!   the clear: about 250 ms for the newest of 1,000,000 events.
+//! * **One entry per sled iterator.** A sled 0.34 iterator that yields many entries keeps
+//!   every page it visited in memory until dropped: reading a 1,000,000-event backlog with
+//!   16-entry iterators peaked at 82 MiB, with one-entry iterators at 24 MiB (and ran faster).
+//! * **Quick self-check by default.** Decoding every record of 1,000,000 events takes over a
+//!   second; the quick check takes about 15 ms, and everything else is verified when read.
+//! * **Throughput.** A commit of 256 events spends ~150 µs encoding, ~250 µs in sled inserts,
+//!   ~250 µs in `Db::flush` (its own write and `sync_file_range` wait) and ~150 µs in the
+//!   `fdatasync`s: two device round trips where a plain log needs one, and sled's CPU per
+//!   byte on top. Across benchmark runs durable intake was 110,000–300,000 events/s
+//!   (150,000–180,000 encrypted), 0.2–0.45 of a raw append+`fdatasync` loop with the same
+//!   batch size: the 50,000 events/s target is met, the 0.5 ratio is not. A sync thread
+//!   overlapping the next batch with the disk wait was tried and removed (see `writer.rs`).
+//!   ChaCha20-Poly1305 costs ~1.8 µs per ~140-byte record here.
 
 mod crypto;
 mod durable;

@@ -20,6 +20,11 @@ use super::{
     SpoolOptions,
 };
 
+/// A file written next to sled's once the spool exists: a database that later opens empty
+/// has lost its data.
+const MARKER: &str = "tallyman-spool";
+/// Garbage-collection steps (of up to 256 blocks) done before `open` returns.
+const OPEN_GC_STEPS: usize = 4;
 /// The longest sink name (it is part of sled keys).
 const MAX_SINK_NAME: usize = 255;
 
@@ -95,10 +100,19 @@ pub fn open(options: SpoolOptions) -> Result<(Spool, SelfCheck), SpoolError> {
     }
     problems.extend(missing_events(&inner)?);
 
+    // Some garbage collection now (bounded, so that start-up stays fast however much a
+    // removed sink was holding back); the committer carries on in the background.
     let before = writer.counters.events;
-    while writer.gc_step()? {}
+    for _ in 0..OPEN_GC_STEPS {
+        if !writer.gc_step()? {
+            break;
+        }
+    }
     let collected = before.saturating_sub(writer.counters.events);
     inner.sync()?;
+    if created || !path.join(MARKER).exists() {
+        write_marker(&path)?;
+    }
     if created_dir {
         if let Some(parent) = path.parent() {
             durable::sync_dir(parent).map_err(|e| SpoolError::Sync {
@@ -158,7 +172,26 @@ pub fn open(options: SpoolOptions) -> Result<(Spool, SelfCheck), SpoolError> {
         .name("spool-commit".into())
         .spawn(move || writer.run(rx, window, rt))
         .map_err(SpoolError::StartCommitter)?;
+    inner.wake_gc();
     Ok((Spool { inner, tx }, report))
+}
+
+/// Write the marker file durably (after the new spool itself is durable).
+fn write_marker(dir: &Path) -> Result<(), SpoolError> {
+    use std::io::Write;
+    let path = dir.join(MARKER);
+    let sync_err = |source| SpoolError::Sync {
+        path: path.clone(),
+        source,
+    };
+    let mut f = std::fs::File::create(&path).map_err(sync_err)?;
+    f.write_all(format!("tallyman spool, format {FORMAT_VERSION}\n").as_bytes())
+        .map_err(sync_err)?;
+    f.sync_all().map_err(sync_err)?;
+    durable::sync_dir(dir).map_err(|e| SpoolError::Sync {
+        path: e.path,
+        source: e.source,
+    })
 }
 
 fn validate(o: &SpoolOptions) -> Result<(), SpoolError> {
@@ -272,6 +305,16 @@ fn check_format(inner: &Inner) -> Result<bool, SpoolError> {
                     path: inner.path.clone(),
                 });
             }
+            if inner.path.join(MARKER).exists() {
+                // sled treats a log it cannot read as the end of the log: a destroyed
+                // database opens empty. Never start over silently on top of it.
+                return Err(SpoolError::Damaged {
+                    path: inner.path.clone(),
+                    detail: format!(
+                        "the database opened empty, but {MARKER} shows it held a spool"
+                    ),
+                });
+            }
             t.insert(format::META_FORMAT, &FORMAT_VERSION.to_be_bytes())
                 .map_err(Inner::storage("writing the format version"))?;
             Ok(true)
@@ -346,33 +389,13 @@ fn recover_tail(inner: &Inner, counters: &mut Counters) -> Result<u64, SpoolErro
     Ok(recovered)
 }
 
-/// Visit every key/value under `prefix`, in bounded chunks.
+/// Visit every key/value under the one-byte `prefix`.
 fn scan_prefix(
     inner: &Inner,
-    prefix: &[u8],
-    mut f: impl FnMut(&[u8], &[u8]),
+    prefix: &[u8; 1],
+    f: impl FnMut(&[u8], &[u8]),
 ) -> Result<(), SpoolError> {
-    let mut from = prefix.to_vec();
-    loop {
-        let mut got = 0usize;
-        let mut last = None;
-        for item in inner.tree.range(from.clone()..).take(SCAN_CHUNK) {
-            let (k, v) = item.map_err(Inner::storage("reading the spool"))?;
-            if !k.starts_with(prefix) {
-                return Ok(());
-            }
-            f(&k, &v);
-            got += 1;
-            last = Some(k);
-        }
-        match last {
-            Some(k) if got == SCAN_CHUNK => {
-                from = k.to_vec();
-                from.push(0);
-            }
-            _ => return Ok(()),
-        }
-    }
+    inner.for_each_in(prefix, f)
 }
 
 /// Load cursors and dead letters; add configured sinks the store does not know. Returns the
@@ -471,6 +494,7 @@ fn quick_verify(writer: &mut Writer, problems: &mut Vec<Problem>) -> Result<(), 
     let last = inner
         .tree
         .range(format::block_key(0)..format::BLOCK_END)
+        // One entry from the back (see `Inner::first_in`).
         .next_back()
         .transpose()
         .map_err(Inner::storage("reading the newest block"))?;
@@ -540,10 +564,27 @@ fn full_verify(writer: &mut Writer, problems: &mut Vec<Problem>) -> Result<(), S
             _ => break,
         }
     }
-    scan_prefix(&inner, &format::QUARANTINE_PREFIX, |_, v| {
+    scan_prefix(&inner, &format::QUARANTINE_PREFIX, |k, v| {
         c.quarantined += 1;
         c.quarantine_bytes += v.len() as u64;
+        if let Some(q) = format::quarantine_seq(k) {
+            c.next_seq = c.next_seq.max(q.saturating_add(1));
+        }
     })?;
+    // Seqs are never given twice: whatever a sink has seen was given already.
+    let seen = {
+        let st = inner.lock();
+        st.sinks
+            .values()
+            .flat_map(|s| {
+                std::iter::once(s.cursor)
+                    .chain(s.dead.iter().copied())
+                    .chain(s.replay.iter().copied())
+            })
+            .max()
+            .unwrap_or(0)
+    };
+    c.next_seq = c.next_seq.max(seen.saturating_add(1));
     if c != writer.counters {
         problems.push(Problem {
             kind: ProblemKind::CountersCorrected,

@@ -412,16 +412,31 @@ async fn without_sinks_nothing_is_collected() {
 async fn the_quota_refuses_then_resumes_after_the_backlog_drains() {
     let dir = tempfile::tempdir().unwrap();
     let mut o = options(dir.path(), &["hub"]);
-    o.max_bytes = 4 * 1024 * 1024;
+    o.max_bytes = 1024 * 1024;
     let (spool, _) = Spool::open(o.clone()).unwrap();
+    // Fill from many tasks at once (group commits keep the test quick).
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let spool = spool.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            loop {
+                match spool.append(receipt()).await {
+                    Ok(_) => n += 1,
+                    Err(e) => return (n, e),
+                }
+                assert!(n < 100_000, "the quota never applied");
+            }
+        }));
+    }
     let mut accepted = 0u64;
-    let full = loop {
-        match spool.append(receipt()).await {
-            Ok(_) => accepted += 1,
-            Err(e) => break e,
-        }
-        assert!(accepted < 100_000, "the quota never applied");
-    };
+    let mut full = None;
+    for t in tasks {
+        let (n, e) = t.await.unwrap();
+        accepted += n;
+        full = Some(e);
+    }
+    let full = full.unwrap();
     let AppendError::Full { used, max } = full else {
         panic!("expected Full, got {full:?}");
     };
@@ -451,29 +466,39 @@ async fn the_quota_refuses_then_resumes_after_the_backlog_drains() {
 async fn drop_oldest_drops_raw_scans_never_stock_events() {
     let dir = tempfile::tempdir().unwrap();
     let mut o = options(dir.path(), &["hub"]);
-    o.max_bytes = 2 * 1024 * 1024;
+    o.max_bytes = 1024 * 1024;
     o.raw_scans_when_full = RawScansWhenFull::DropOldest;
     let (spool, _) = Spool::open(o.clone()).unwrap();
-    // Half scans, half stock events, until full.
-    let mut stock = Vec::new();
-    let mut n = 0;
-    loop {
-        let ev = if n % 2 == 0 { scan() } else { receipt() };
-        let stock_event = ev.kind() != Kind::Scan;
-        let id = ev.id();
-        match spool.append(ev).await {
-            Ok(_) => {
-                if stock_event {
-                    stock.push(id);
+    // Half scans, half stock events, from many tasks, until full: scans are dropped for new
+    // events, so intake goes on until only stock is left.
+    let mut tasks = Vec::new();
+    for t in 0..16u64 {
+        let spool = spool.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut stock = Vec::new();
+            for n in 0..200_000u64 {
+                let ev = if (n + t) % 2 == 0 { scan() } else { receipt() };
+                let stock_event = ev.kind() != Kind::Scan;
+                let id = ev.id();
+                match spool.append(ev).await {
+                    Ok(a) => {
+                        if stock_event {
+                            stock.push((a.seq, id));
+                        }
+                    }
+                    Err(AppendError::Full { .. }) => return stock,
+                    Err(e) => panic!("{e}"),
                 }
             }
-            Err(AppendError::Full { .. }) => break,
-            Err(e) => panic!("{e}"),
-        }
-        n += 1;
-        // Scans are dropped for new events, so intake goes on until only stock is left.
-        assert!(n < 200_000, "never full");
+            panic!("never full");
+        }));
     }
+    let mut stock = Vec::new();
+    for t in tasks {
+        stock.extend(t.await.unwrap());
+    }
+    stock.sort_unstable();
+    let stock: Vec<EventId> = stock.into_iter().map(|(_, id)| id).collect();
     let stats = spool.stats();
     assert!(stats.dropped_scans > 0);
     // Every stock event accepted is still there.
@@ -802,15 +827,38 @@ async fn a_database_sled_cannot_open_is_a_clear_error_naming_the_path() {
     // Overwrite sled's configuration file with garbage.
     std::fs::write(o.dir.join("conf"), b"not a sled configuration at all").unwrap();
     let err = reopen_err(&o);
+    assert!(matches!(err, SpoolError::Damaged { .. }), "{err:?}");
     let text = err.to_string();
     assert!(text.contains(&o.dir.display().to_string()), "{text}");
-    assert!(
-        matches!(
-            err,
-            SpoolError::Damaged { .. } | SpoolError::OpenSpool { .. }
-        ),
-        "{err:?}"
-    );
+}
+
+#[tokio::test]
+async fn a_spool_whose_database_comes_up_empty_is_not_silently_recreated() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = options(dir.path(), &["hub"]);
+    let (spool, _) = Spool::open(o.clone()).unwrap();
+    for _ in 0..100 {
+        spool.append(receipt()).await.unwrap();
+    }
+    close(spool).await;
+    // sled reads a log it cannot parse as the end of the log: with the whole log and the
+    // snapshots destroyed it opens an empty database.
+    let db = o.dir.join("db");
+    let len = std::fs::metadata(&db).unwrap().len() as usize;
+    std::fs::write(&db, vec![0xab; len]).unwrap();
+    for e in std::fs::read_dir(&o.dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("snap.")
+        {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    let err = reopen_err(&o);
+    assert!(matches!(err, SpoolError::Damaged { .. }), "{err:?}");
+    assert!(err.to_string().contains("empty"), "{err}");
 }
 
 #[tokio::test]
@@ -848,4 +896,72 @@ fn options_are_checked() {
 fn the_spool_is_send_and_sync() {
     fn is<T: Send + Sync + Clone>() {}
     is::<Spool>();
+}
+
+#[tokio::test]
+async fn an_event_larger_than_a_sled_segment_quarter_goes_to_a_blob_and_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = options(dir.path(), &["hub"]);
+    let (spool, _) = Spool::open(o.clone()).unwrap();
+    // 1000 lines with long lots: about 200 KB, above sled's blob threshold (128 KiB).
+    let lot = tallyman_protocol::event::Lot::new("€".repeat(64)).unwrap();
+    let lines: Vec<Line> = (0..1000)
+        .map(|_| {
+            Line::new(
+                Item::Gtin(Gtin14::new("09506000134352").unwrap()),
+                Quantity::new("5").unwrap(),
+                Uom::new("Units").unwrap(),
+            )
+            .with_lot(lot.clone())
+        })
+        .collect();
+    let big = Event::receipt(header(), Location::new("WH/Stock").unwrap(), lines).unwrap();
+    assert!(wire::encode(&big).unwrap().len() > 150_000);
+    let small = receipt();
+    spool.append(big.clone()).await.unwrap();
+    spool.append(small.clone()).await.unwrap();
+    let blobs = std::fs::read_dir(o.dir.join("blobs")).unwrap().count();
+    assert!(blobs > 0, "the big block should be a sled blob");
+    close(spool).await;
+    let (spool, check) = reopen(&o);
+    assert_eq!(check.problems, vec![]);
+    let listed: Vec<Event> = spool
+        .list(0, 10)
+        .unwrap()
+        .into_iter()
+        .map(|s| s.event)
+        .collect();
+    assert_eq!(listed, vec![big.with_seq(1), small.with_seq(2)]);
+    close(spool).await;
+}
+
+#[tokio::test]
+async fn lost_counters_are_rebuilt_and_seqs_never_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = options(dir.path(), &["hub"]);
+    let (spool, _) = Spool::open(o.clone()).unwrap();
+    for _ in 0..5 {
+        spool.append(receipt()).await.unwrap();
+    }
+    // Everything delivered and collected: no block is left to count seqs from.
+    spool.delivered("hub", &[5]).unwrap();
+    spool.settle().await.unwrap();
+    assert_eq!(spool.stats().events_stored, 0);
+    close(spool).await;
+    with_sled(&o.dir, |t| {
+        t.remove(format::META_COUNTERS).unwrap();
+    });
+    let (spool, check) = reopen(&o);
+    assert_eq!(check.check, Check::Full);
+    assert!(
+        check
+            .problems
+            .iter()
+            .any(|p| p.kind == ProblemKind::CountersCorrected),
+        "{:?}",
+        check.problems
+    );
+    // The cursor shows seqs up to 5 were given.
+    assert_eq!(spool.append(receipt()).await.unwrap().seq, 6);
+    close(spool).await;
 }

@@ -18,8 +18,8 @@
 //!
 //! # Quota
 //!
-//! What sled measured here (see the spool benchmark and the README): the files take about 1.5
-//! to 2 times the live bytes; after the spool drains, the `db` file does **not** shrink (sled
+//! What sled measured here (see the spool benchmark): the files take about 1.5 to 2 times the
+//! live bytes; after the spool drains, the `db` file does **not** shrink (sled
 //! keeps freed segments and truncates only a free tail), but new writes reuse the freed
 //! segments, so refilling does not grow it further. A quota on the file size alone would
 //! therefore never let intake resume after a backlog drained, and a quota on live bytes alone
@@ -551,23 +551,12 @@ impl Writer {
     /// Remove every quarantined entry (an explicit operator command); returns how many.
     fn purge_quarantine(&mut self) -> Result<usize, SpoolError> {
         let mut keys = Vec::new();
-        loop {
+        self.inner
+            .for_each_in(&format::QUARANTINE_PREFIX, |k, _| keys.push(k.to_vec()))?;
+        for chunk in keys.chunks(SCAN_CHUNK) {
             let mut batch = sled::Batch::default();
-            keys.clear();
-            for item in self
-                .inner
-                .tree
-                .scan_prefix(format::QUARANTINE_PREFIX)
-                .take(SCAN_CHUNK)
-            {
-                let (k, _) = item.map_err(Inner::storage("reading the quarantine"))?;
-                keys.push(k);
-            }
-            if keys.is_empty() {
-                break;
-            }
-            for k in &keys {
-                batch.remove(k.clone());
+            for k in chunk {
+                batch.remove(k.as_slice());
             }
             self.inner
                 .tree
@@ -600,30 +589,35 @@ impl Writer {
         if wm < self.gc_resume {
             return Ok(false);
         }
-        let blocks = self.inner.blocks_from(self.gc_resume, GC_BLOCKS + 1)?;
         let mut batch = sled::Batch::default();
         let mut removed_events = 0u64;
         let mut freed = 0u64;
         let mut resume = self.gc_resume;
         let mut processed = 0usize;
-        for (i, (first, value)) in blocks.iter().enumerate() {
-            let end = match blocks.get(i + 1) {
+        // Blocks are read one ahead, only as far as the watermark: a sink that lags costs
+        // two lookups per commit, not a walk.
+        let mut current = self.inner.blocks_from(self.gc_resume, 1)?.pop();
+        while let Some((first, value)) = current.take() {
+            if processed == GC_BLOCKS {
+                break;
+            }
+            let next = self.inner.blocks_from(first.saturating_add(1), 1)?.pop();
+            let end = match &next {
                 Some((n, _)) => n.saturating_sub(1),
-                None if blocks.len() <= GC_BLOCKS => self.counters.next_seq.saturating_sub(1),
-                None => break,
+                None => self.counters.next_seq.saturating_sub(1),
             };
             if end > wm {
                 break;
             }
-            let block = format::parse_block(*first, value);
+            let block = format::parse_block(first, &value);
             if block.damage.is_some() {
                 // Quarantine it first; it stays until then.
                 drop(st);
-                self.inner.report_bad(*first);
+                self.inner.report_bad(first);
                 return Ok(false);
             }
-            if st.held.range(*first..=end).next().is_none() {
-                batch.remove(format::block_key(*first).to_vec());
+            if st.held.range(first..=end).next().is_none() {
+                batch.remove(format::block_key(first).to_vec());
                 removed_events += block.records.len() as u64;
                 freed += value.len() as u64;
             } else {
@@ -639,11 +633,12 @@ impl Writer {
                     }
                     removed_events += (block.records.len() - keep.len()) as u64;
                     freed += (value.len() - rebuilt.len()) as u64;
-                    batch.insert(format::block_key(*first).to_vec(), rebuilt);
+                    batch.insert(format::block_key(first).to_vec(), rebuilt);
                 }
             }
             resume = end.saturating_add(1);
             processed += 1;
+            current = next;
         }
         if processed == 0 {
             return Ok(false);
