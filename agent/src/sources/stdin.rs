@@ -252,7 +252,7 @@ async fn emit<W: AsyncWrite + Unpin>(out: &mut W, fb: &Feedback) -> bool {
     };
     line.push(b'\n');
     if let Some(id) = fb.event_id {
-        tracing::info!(event_id = %id, result = %fb.result, "Scan feedback.");
+        tracing::debug!(event_id = %id, result = %fb.result, "Scan feedback.");
     }
     match out.write_all(&line).await {
         Ok(()) => out.flush().await.is_ok(),
