@@ -213,12 +213,14 @@ pub fn signal(pid: i32, sig: &str) -> std::io::Result<()> {
     }
 }
 
-/// The events of a JSON-lines outbox, by id (every line must be a whole JSON object; the same
-/// id twice must be the same event).
+/// The events of a JSON-lines outbox, by id (every complete line must be a whole JSON object;
+/// the same id twice must be the same event). The agent may be writing while this reads, so a
+/// last line without its newline is still being written and is left out.
 pub fn read_outbox(path: &Path) -> HashMap<String, Value> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
     let mut by_id = HashMap::new();
-    for (n, line) in text.lines().enumerate() {
+    for (n, line) in complete.lines().enumerate() {
         let v: Value = serde_json::from_str(line)
             .unwrap_or_else(|e| panic!("outbox line {} is not JSON: {e}: {line}", n + 1));
         let id = v["id"].as_str().expect("event id").to_string();
