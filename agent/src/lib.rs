@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config_cmd;
 pub mod decode;
 pub mod delivery;
+pub mod health;
 pub mod run;
 pub mod shutdown;
 pub mod sinks;

@@ -14,6 +14,7 @@ use tracing::{error, info, warn};
 
 use crate::cli::RunArgs;
 use crate::delivery::{self, Backlog, SinkSettings};
+use crate::health::Registry;
 use crate::shutdown;
 use crate::sinks::{Sink, file::FileSink};
 use crate::spool::{Spool, SpoolOptions};
@@ -82,6 +83,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     }
 
     let (trigger, shutdown) = shutdown::channel();
+    let health = Registry::new();
     let backlog: Arc<dyn Backlog> = Arc::new(spool.clone());
     let mut sinks = JoinSet::new();
     for sink in &config.sinks {
@@ -122,6 +124,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
                 framing,
                 Workflow::new(settings),
                 spool.clone(),
+                health.source(source.name.as_str(), "stdin"),
                 shutdown.clone(),
             ));
         }

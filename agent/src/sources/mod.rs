@@ -1,18 +1,23 @@
-//! Sources: where scans come from. Each source owns one workflow state machine; it hands the
+//! Sources: where scans come from. Each source owns one scan state machine; it hands the
 //! events a scan makes to the spool and gives the scanner its feedback only after they are
-//! durable.
+//! durable (see [`driver`]).
 
+pub mod driver;
 pub mod stdin;
 
 use tallyman_protocol::event::Event;
 
 use crate::spool::{AppendError, Spool};
-use crate::workflow::{Feedback, Step, Workflow};
+use crate::workflow::{Feedback, Machine, Step};
 
 /// Store the events of `step` and settle it with the workflow: the feedback to give.
 /// *Accepted* only once every event is durable; a refusal reopens the session (the workflow's
 /// contract) and says why.
-pub async fn settle(spool: &Spool, workflow: &mut Workflow, step: Step) -> Feedback {
+pub async fn settle_machine<M: Machine + ?Sized>(
+    spool: &Spool,
+    workflow: &mut M,
+    step: Step,
+) -> Feedback {
     if step.events.is_empty() {
         return step.feedback;
     }

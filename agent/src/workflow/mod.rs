@@ -290,6 +290,57 @@ enum End {
 /// A source of event ids: called once per event with its capture time.
 pub type Ids<'a> = &'a mut dyn FnMut(Timestamp) -> EventId;
 
+/// A source's scan state machine, as the source driver (`sources::driver`) runs it: the barcode
+/// [`Workflow`] and the RFID reader's machine are both one. The [`Step`] contract holds for
+/// every implementation.
+pub trait Machine: Send + 'static {
+    /// The source the feedback names.
+    fn source(&self) -> &SourceName;
+    /// True when no step depends on whether an earlier step's events were stored (there is no
+    /// session to reopen): the driver may then keep several appends in flight.
+    fn pipelined(&self) -> bool;
+    /// One frame, terminator and framing already removed.
+    fn scan(&mut self, raw: &[u8], now: Timestamp, today: Date, ids: Ids<'_>) -> Step;
+    /// When [`Machine::tick`] has something to do.
+    fn deadline(&self) -> Option<Timestamp>;
+    /// Time passes: idle timeouts, de-duplication windows.
+    fn tick(&mut self, now: Timestamp, ids: Ids<'_>) -> Option<Step>;
+    /// The outcome of storing the last step's events (see [`Step`]).
+    fn committed(&mut self, ok: bool);
+    /// Lines held in an open session, for feedback.
+    fn open_lines(&self) -> usize;
+}
+
+impl Machine for Workflow {
+    fn source(&self) -> &SourceName {
+        &self.settings.source
+    }
+
+    fn pipelined(&self) -> bool {
+        self.settings.workflow != WorkflowKind::Session
+    }
+
+    fn scan(&mut self, raw: &[u8], now: Timestamp, today: Date, ids: Ids<'_>) -> Step {
+        Workflow::scan(self, raw, now, today, ids)
+    }
+
+    fn deadline(&self) -> Option<Timestamp> {
+        Workflow::deadline(self)
+    }
+
+    fn tick(&mut self, now: Timestamp, ids: Ids<'_>) -> Option<Step> {
+        Workflow::tick(self, now, ids)
+    }
+
+    fn committed(&mut self, ok: bool) {
+        Workflow::committed(self, ok);
+    }
+
+    fn open_lines(&self) -> usize {
+        Workflow::open_lines(self)
+    }
+}
+
 /// The scan workflow of one source. See the module documentation.
 #[derive(Debug)]
 pub struct Workflow {
