@@ -19,7 +19,7 @@ use crate::shutdown;
 use crate::sinks::{Sink, file::FileSink};
 use crate::spool::{Spool, SpoolOptions};
 use crate::telemetry;
-use crate::workflow::{self, Workflow};
+use crate::workflow::{self, Machine, Workflow};
 
 /// How long sinks may go on delivering after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -110,7 +110,6 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
 
     let mut sources = JoinSet::new();
     for source in &config.sources {
-        let settings = workflow_settings(&config, source);
         // Other inputs were refused above.
         if let Input::Stdin(stdin) = &source.input {
             let framing = crate::sources::stdin::Framing {
@@ -122,7 +121,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
                 tokio::io::stdin(),
                 tokio::io::stdout(),
                 framing,
-                Workflow::new(settings),
+                machine_for(&config, source),
                 spool.clone(),
                 health.source(source.name.as_str(), "stdin"),
                 shutdown.clone(),
@@ -190,6 +189,11 @@ fn refuse_unavailable(config: &Config) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The scan state machine a source's decoder calls for.
+pub fn machine_for(config: &Config, source: &tallyman_config::Source) -> Box<dyn Machine> {
+    Box::new(Workflow::new(workflow_settings(config, source)))
 }
 
 fn workflow_settings(config: &Config, source: &tallyman_config::Source) -> workflow::Settings {

@@ -174,6 +174,18 @@ pub struct Accepted {
     pub id: EventId,
 }
 
+/// How many ids [`Spool::append_once`] remembers.
+pub const RECENT_IDS: u64 = 1 << 17;
+
+/// What [`Spool::append_once`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored now.
+    New(Accepted),
+    /// An event with this id was stored before, as `seq`; nothing was stored.
+    Duplicate { seq: u64 },
+}
+
 /// A stored event handed to a sink.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stored {
@@ -423,6 +435,15 @@ impl Spool {
             .await
             .map_err(|_| AppendError::Closed)?;
         rx.await.map_err(|_| AppendError::Closed)?
+    }
+
+    /// Store `event` unless an event with its id was stored recently (among the last
+    /// [`RECENT_IDS`] events stored this way): for events that arrive with their own id and may
+    /// arrive twice (an MQTT redelivery after a crash). Resolves once the event (and the
+    /// record of its id) is durable.
+    pub async fn append_once(&self, event: Event) -> Result<Appended, AppendError> {
+        // Interim: every event is new until the recent-id index lands.
+        self.append(event).await.map(Appended::New)
     }
 
     /// Up to `max` events for `sink`: its replayed dead letters first, then the durable events

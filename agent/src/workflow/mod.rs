@@ -311,6 +311,36 @@ pub trait Machine: Send + 'static {
     fn open_lines(&self) -> usize;
 }
 
+impl Machine for Box<dyn Machine> {
+    fn source(&self) -> &SourceName {
+        (**self).source()
+    }
+
+    fn pipelined(&self) -> bool {
+        (**self).pipelined()
+    }
+
+    fn scan(&mut self, raw: &[u8], now: Timestamp, today: Date, ids: Ids<'_>) -> Step {
+        (**self).scan(raw, now, today, ids)
+    }
+
+    fn deadline(&self) -> Option<Timestamp> {
+        (**self).deadline()
+    }
+
+    fn tick(&mut self, now: Timestamp, ids: Ids<'_>) -> Option<Step> {
+        (**self).tick(now, ids)
+    }
+
+    fn committed(&mut self, ok: bool) {
+        (**self).committed(ok);
+    }
+
+    fn open_lines(&self) -> usize {
+        (**self).open_lines()
+    }
+}
+
 impl Machine for Workflow {
     fn source(&self) -> &SourceName {
         &self.settings.source
