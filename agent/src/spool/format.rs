@@ -14,6 +14,8 @@
 //! | `d` len sink seq | a dead letter of `sink` ([`DeadRecord`], JSON) |
 //! | `r` len sink seq | a dead letter handed back to `sink` for replay ([`DeadRecord`], JSON) |
 //! | `q` seq tag | a quarantined record (tag 0) or damaged block tail (tag 1) ([`QuarantineRecord`]) |
+//! | `i` id | the seq of a recent event stored with `append_once` (u64) |
+//! | `o` seq | the id of that event (16 bytes): the recent-id index in seq order, for pruning |
 //!
 //! Seqs in keys are big-endian so that key order is seq order.
 //!
@@ -38,6 +40,8 @@ const CURSOR: u8 = b'c';
 const DEAD: u8 = b'd';
 const REPLAY: u8 = b'r';
 const QUARANTINE: u8 = b'q';
+const RECENT_ID: u8 = b'i';
+const RECENT_ORDER: u8 = b'o';
 
 /// The version byte in front of every block.
 pub const BLOCK_V1: u8 = 1;
@@ -129,6 +133,28 @@ pub fn replay_key(sink: &str, seq: u64) -> Vec<u8> {
 
 pub fn parse_replay_key(key: &[u8]) -> Option<(&str, u64)> {
     parse_sink_seq_key(REPLAY, key)
+}
+
+/// The recent-id index entry of event `id`.
+pub fn recent_id_key(id: &[u8; 16]) -> [u8; 17] {
+    let mut k = [RECENT_ID; 17];
+    k[1..].copy_from_slice(id);
+    k
+}
+
+/// The seq-ordered entry of the recent-id index for the event stored as `seq`.
+pub fn recent_order_key(seq: u64) -> [u8; 9] {
+    let mut k = [RECENT_ORDER; 9];
+    k[1..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// The seq of a seq-ordered recent-id entry, if `key` is one.
+pub fn recent_order_seq(key: &[u8]) -> Option<u64> {
+    match key {
+        [RECENT_ORDER, rest @ ..] => Some(u64::from_be_bytes(rest.try_into().ok()?)),
+        _ => None,
+    }
 }
 
 /// The key of a quarantined record (`tag` 0) or of a damaged block's unreadable tail (`tag`

@@ -12,6 +12,11 @@
 //! * **Seqs** are assigned at acceptance: 1, 2, 3 … without gaps or reuse, written into the
 //!   event (`Event::with_seq`) and persisted with it. An append that fails consumes no seq,
 //!   except when the storage itself fails (then the spool refuses everything until restart).
+//! * **Once per id, for events that bring their own id.** [`Spool::append_once`] stores an
+//!   event only if no event with its id was stored with `append_once` among the last
+//!   [`RECENT_IDS`] seqs (an MQTT device's event redelivered after a crash). The recent-id
+//!   index is written in the same atomic sled batch as the event, so after a crash both are
+//!   there or neither; a duplicate resolves once the event it repeats is durable.
 //! * **Per-sink cursors.** [`Spool::next_batch`] gives a sink its replayed dead letters first,
 //!   then the durable events after its cursor, in seq order, all kinds (routing is the
 //!   engine's job; it acknowledges what it skips). [`Spool::delivered`] moves the cursor; it is
@@ -55,7 +60,9 @@
 //!   table entry per page) and 6 µs per event to insert; with ~1 KiB blocks, 10 MiB and
 //!   2–3 µs. Bigger blocks did not write faster (sled's cost follows the bytes) and make
 //!   every cached page bigger.
-//! * **No event-id index.** It would be one sled key per event again. [`Spool::get`] (a
+//! * **No event-id index** for every event: it would be one sled key per event again (the
+//!   recent-id index of `append_once` covers only events that bring their own id, and only
+//!   the last [`RECENT_IDS`] seqs). [`Spool::get`] (a
 //!   command-line lookup) scans the blocks instead, reading only the ids, which are stored in
 //!   the clear: about 250 ms for the newest of 1,000,000 events.
 //! * **One entry per sled iterator.** A sled 0.34 iterator that yields many entries keeps
@@ -148,6 +155,9 @@ pub struct SpoolOptions {
     /// blocks keep sled's pages small (its cache evicts whole pages, and late); large ones
     /// cost fewer sled keys. [`DEFAULT_BLOCK_TARGET`] is what the spool benchmark chose.
     pub block_target_bytes: usize,
+    /// How many of the last seqs [`Spool::append_once`] remembers ids for
+    /// ([`RECENT_IDS`]; smaller only in tests).
+    pub recent_ids: u64,
 }
 
 impl SpoolOptions {
@@ -163,6 +173,7 @@ impl SpoolOptions {
             raw_scans_when_full: RawScansWhenFull::Refuse,
             check: Check::Quick,
             block_target_bytes: DEFAULT_BLOCK_TARGET,
+            recent_ids: RECENT_IDS,
         }
     }
 }
@@ -174,8 +185,10 @@ pub struct Accepted {
     pub id: EventId,
 }
 
-/// How many ids [`Spool::append_once`] remembers.
-pub const RECENT_IDS: u64 = 1 << 17;
+/// How many of the last seqs [`Spool::append_once`] remembers ids for. A redelivery comes
+/// within the broker's in-flight window of the original, so this is far more than needed; it
+/// costs about 60 bytes of disk per event (not counted against the quota).
+pub const RECENT_IDS: u64 = 1 << 16;
 
 /// What [`Spool::append_once`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -423,6 +436,24 @@ impl Spool {
 
     /// Store `event` durably and give it the next seq. Resolves once the event is durable.
     pub async fn append(&self, event: Event) -> Result<Accepted, AppendError> {
+        let id = event.id();
+        match self.request_append(event, false).await? {
+            Appended::New(accepted) => Ok(accepted),
+            // Not asked to look for duplicates, so this does not happen; the event is stored.
+            Appended::Duplicate { seq } => Ok(Accepted { seq, id }),
+        }
+    }
+
+    /// Store `event` unless an event with its id was stored with `append_once` among the last
+    /// [`RECENT_IDS`] events: for events that arrive with their own id and may arrive twice (an
+    /// MQTT redelivery after a crash). The id is recorded in the same atomic write as the
+    /// event, so after a crash either both are there or neither. Resolves once the event (or
+    /// the earlier one it duplicates) is durable.
+    pub async fn append_once(&self, event: Event) -> Result<Appended, AppendError> {
+        self.request_append(event, true).await
+    }
+
+    async fn request_append(&self, event: Event, once: bool) -> Result<Appended, AppendError> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(AppendError::Closed);
         }
@@ -431,19 +462,10 @@ impl Spool {
         }
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Request::Append { event, reply })
+            .send(Request::Append { event, once, reply })
             .await
             .map_err(|_| AppendError::Closed)?;
         rx.await.map_err(|_| AppendError::Closed)?
-    }
-
-    /// Store `event` unless an event with its id was stored recently (among the last
-    /// [`RECENT_IDS`] events stored this way): for events that arrive with their own id and may
-    /// arrive twice (an MQTT redelivery after a crash). Resolves once the event (and the
-    /// record of its id) is durable.
-    pub async fn append_once(&self, event: Event) -> Result<Appended, AppendError> {
-        // Interim: every event is new until the recent-id index lands.
-        self.append(event).await.map(Appended::New)
     }
 
     /// Up to `max` events for `sink`: its replayed dead letters first, then the durable events

@@ -55,6 +55,7 @@ pub fn open(options: SpoolOptions) -> Result<(Spool, SelfCheck), SpoolError> {
         disk,
         max_bytes: options.max_bytes,
         raw_scans_when_full: options.raw_scans_when_full,
+        recent_ids: options.recent_ids.max(1),
         state: Mutex::new(State::default()),
         durable_seq: AtomicU64::new(0),
         changes,

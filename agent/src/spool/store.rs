@@ -105,6 +105,8 @@ pub struct Inner {
     pub disk: DiskSync,
     pub max_bytes: u64,
     pub raw_scans_when_full: RawScansWhenFull,
+    /// How many of the last seqs the recent-id index covers.
+    pub recent_ids: u64,
     pub state: Mutex<State>,
     /// Every seq up to this one is durable (or was never accepted).
     pub durable_seq: AtomicU64,

@@ -965,3 +965,92 @@ async fn lost_counters_are_rebuilt_and_seqs_never_reused() {
     assert_eq!(spool.append(receipt()).await.unwrap().seq, 6);
     close(spool).await;
 }
+
+#[tokio::test]
+async fn append_once_stores_an_id_once_across_batches_and_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = options(dir.path(), &["hub"]);
+    o.recent_ids = 8;
+    let (spool, _) = Spool::open(o.clone()).unwrap();
+    let first = receipt();
+    let Appended::New(a) = spool.append_once(first.clone()).await.unwrap() else {
+        panic!("a new id is stored");
+    };
+    assert_eq!(
+        spool.append_once(first.clone()).await.unwrap(),
+        Appended::Duplicate { seq: a.seq }
+    );
+    // The same id twice in one group commit: one stored, the other told which seq.
+    let twin = receipt();
+    let (x, y) = tokio::join!(
+        spool.append_once(twin.clone()),
+        spool.append_once(twin.clone())
+    );
+    let mut outcomes = [x.unwrap(), y.unwrap()];
+    outcomes.sort_by_key(|o| matches!(o, Appended::Duplicate { .. }));
+    let Appended::New(t) = outcomes[0] else {
+        panic!("one of the twins is stored: {outcomes:?}");
+    };
+    assert_eq!(outcomes[1], Appended::Duplicate { seq: t.seq });
+    // Plain appends do not look at the index.
+    assert_eq!(spool.append(first.clone()).await.unwrap().seq, t.seq + 1);
+    assert_eq!(spool.stats().events_stored, 3);
+    close(spool).await;
+
+    // The index is durable: still a duplicate after a restart.
+    let (spool, check) = reopen(&o);
+    assert_eq!(check.problems, vec![]);
+    assert_eq!(
+        spool.append_once(twin.clone()).await.unwrap(),
+        Appended::Duplicate { seq: t.seq }
+    );
+    // After `recent_ids` more events the oldest ids are forgotten (and pruned from disk).
+    for _ in 0..10 {
+        spool.append(receipt()).await.unwrap();
+    }
+    spool.settle().await.unwrap();
+    assert!(matches!(
+        spool.append_once(first.clone()).await.unwrap(),
+        Appended::New(_)
+    ));
+    close(spool).await;
+    let (mut order_keys, mut id_keys) = (0, 0);
+    with_sled(&o.dir, |tree| {
+        order_keys = tree
+            .range(format::recent_order_key(0)..format::recent_order_key(u64::MAX))
+            .count();
+        id_keys = tree.scan_prefix(b"i").count();
+    });
+    // Left: the re-stored `first` (seq 15), within the last 8 seqs; everything older pruned.
+    assert_eq!((order_keys, id_keys), (1, 1), "the index was pruned");
+}
+
+#[tokio::test]
+async fn append_once_of_an_event_refused_as_full_is_not_remembered() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = options(dir.path(), &["hub"]);
+    o.max_bytes = 64 * 1024;
+    let (spool, _) = Spool::open(o.clone()).unwrap();
+    let mut refused = None;
+    for _ in 0..10_000 {
+        let ev = receipt();
+        match spool.append_once(ev.clone()).await {
+            Ok(_) => {}
+            Err(AppendError::Full { .. }) => {
+                refused = Some(ev);
+                break;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let refused = refused.expect("the spool fills");
+    // Drain, then the refused event is stored when it comes again.
+    let batch = spool.next_batch("hub", 100_000).unwrap();
+    spool.delivered("hub", &seqs(&batch)).unwrap();
+    spool.settle().await.unwrap();
+    assert!(matches!(
+        spool.append_once(refused).await.unwrap(),
+        Appended::New(_)
+    ));
+    close(spool).await;
+}

@@ -48,12 +48,16 @@ use tracing::{debug, error, warn};
 use super::crypto::{Nonces, SEAL_OVERHEAD};
 use super::format::{self, Counters, QuarantineRecord};
 use super::store::{Inner, SCAN_CHUNK};
-use super::{Accepted, AppendError, MAX_BATCH, Problem, ProblemKind, RawScansWhenFull, SpoolError};
+use super::{
+    Accepted, AppendError, Appended, MAX_BATCH, Problem, ProblemKind, RawScansWhenFull, SpoolError,
+};
 
 /// Blocks one garbage-collection step looks at.
 const GC_BLOCKS: usize = 256;
 /// Garbage-collection steps per wake before appends get their turn again.
 const GC_STEPS_PER_WAKE: usize = 8;
+/// Recent-id entries one housekeeping pass forgets at most.
+const PRUNE_STEP: usize = 1024;
 /// The size of a typical event, for `is_full`.
 const TYPICAL_RECORD: u64 = 256;
 
@@ -64,7 +68,9 @@ const TYPICAL_RECORD: u64 = 256;
 pub enum Request {
     Append {
         event: Event,
-        reply: oneshot::Sender<Result<Accepted, AppendError>>,
+        /// Store it only if its id is not in the recent-id index (`append_once`).
+        once: bool,
+        reply: Reply,
     },
     Close {
         reply: oneshot::Sender<Result<(), SpoolError>>,
@@ -76,10 +82,18 @@ pub enum Request {
     Settle { reply: oneshot::Sender<()> },
 }
 
-type Reply = oneshot::Sender<Result<Accepted, AppendError>>;
+pub type Reply = oneshot::Sender<Result<Appended, AppendError>>;
+
+/// One append taken from the queue.
+#[derive(Debug)]
+pub struct AppendRequest {
+    event: Event,
+    once: bool,
+    reply: Reply,
+}
 
 /// Sync, then complete the appends in `done` (written before this call, up to `last_seq`).
-fn complete(inner: &Inner, last_seq: u64, done: Vec<(Reply, Accepted)>) {
+fn complete(inner: &Inner, last_seq: u64, done: Vec<(Reply, Appended)>) {
     let result = match inner.failure() {
         // After a failed sync nothing written since can be trusted to become durable.
         Some(why) => Err(why),
@@ -209,8 +223,10 @@ impl Writer {
                 let mut close = None;
                 let mut purges = Vec::new();
                 let mut settles = Vec::new();
-                let mut take = |r: Request, appends: &mut Vec<(Event, Reply)>| match r {
-                    Request::Append { event, reply } => appends.push((event, reply)),
+                let mut take = |r: Request, appends: &mut Vec<AppendRequest>| match r {
+                    Request::Append { event, once, reply } => {
+                        appends.push(AppendRequest { event, once, reply });
+                    }
                     Request::Close { reply } => close = Some(reply),
                     Request::PurgeQuarantine { reply } => purges.push(reply),
                     Request::Settle { reply } => settles.push(reply),
@@ -296,6 +312,11 @@ impl Writer {
         if self.inner.rewind_gc.swap(false, Ordering::AcqRel) {
             self.gc_resume = 0;
         }
+        match self.prune_recent_ids() {
+            Ok(true) => self.inner.wake_gc(),
+            Ok(false) => {}
+            Err(e) => warn!(error = %e, "Pruning the recent-id index failed; will retry."),
+        }
         for step in 0..GC_STEPS_PER_WAKE {
             match self.gc_step() {
                 Ok(true) if step + 1 == GC_STEPS_PER_WAKE => self.inner.wake_gc(),
@@ -312,19 +333,35 @@ impl Writer {
 
     // ---- appends --------------------------------------------------------------------------
 
-    pub fn commit(&mut self, appends: Vec<(Event, Reply)>) {
+    pub fn commit(&mut self, appends: Vec<AppendRequest>) {
         let mut blocks: Vec<NewBlock> = Vec::new();
         let mut cur = NewBlock::default();
-        let mut done: Vec<(Reply, Accepted)> = Vec::new();
+        let mut done: Vec<(Reply, Appended)> = Vec::new();
         let mut pending: u64 = 0;
         let mut next = self.counters.next_seq;
-        for (event, reply) in appends {
+        // Ids recorded in this batch, for `append_once` (seq order).
+        let mut recent: Vec<([u8; 16], u64)> = Vec::new();
+        for AppendRequest { event, once, reply } in appends {
             if let Some(why) = self.inner.failure() {
                 let _ = reply.send(Err(AppendError::Failed(why)));
                 continue;
             }
             let seq = next;
             let id = event.id();
+            if once {
+                match self.stored_as(id.as_bytes(), &recent) {
+                    Ok(Some(earlier)) => {
+                        // Answered with the batch: the earlier one may be in it.
+                        done.push((reply, Appended::Duplicate { seq: earlier }));
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        let _ = reply.send(Err(AppendError::Failed(e.to_string())));
+                        continue;
+                    }
+                }
+            }
             let scan = event.kind() == Kind::Scan;
             let envelope = match wire::encode(&event.with_seq(seq)) {
                 Ok(e) => e,
@@ -387,15 +424,22 @@ impl Writer {
             }
             cur.events += 1;
             next += 1;
-            done.push((reply, Accepted { seq, id }));
+            if once {
+                recent.push((*id.as_bytes(), seq));
+            }
+            done.push((reply, Appended::New(Accepted { seq, id })));
         }
         if !cur.bytes.is_empty() {
             blocks.push(cur);
         }
-        if done.is_empty() {
+        if blocks.is_empty() {
+            // Nothing new: only duplicates of events already durable (or nothing at all).
+            for (reply, appended) in done {
+                let _ = reply.send(Ok(appended));
+            }
             return;
         }
-        match self.write_blocks(&blocks, next) {
+        match self.write_blocks(&blocks, &recent, next) {
             Ok(()) => {
                 self.publish();
                 debug!(
@@ -415,16 +459,48 @@ impl Writer {
         }
     }
 
-    fn write_blocks(&mut self, blocks: &[NewBlock], next: u64) -> Result<(), SpoolError> {
+    /// The seq an event with this id was stored as by `append_once`, if it is in the
+    /// recent-id index or among `batch` (ids of this batch not written yet).
+    fn stored_as(
+        &self,
+        id: &[u8; 16],
+        batch: &[([u8; 16], u64)],
+    ) -> Result<Option<u64>, SpoolError> {
+        if let Some((_, seq)) = batch.iter().find(|(i, _)| i == id) {
+            return Ok(Some(*seq));
+        }
+        let found = self
+            .inner
+            .tree
+            .get(format::recent_id_key(id))
+            .map_err(Inner::storage("reading the recent-id index"))?;
+        Ok(found.and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok().map(u64::from_be_bytes)))
+    }
+
+    /// Write the blocks and the recent-id entries of a batch in one atomic sled batch (after a
+    /// crash an event and the record of its id are both there or both missing), then the
+    /// counters.
+    fn write_blocks(
+        &mut self,
+        blocks: &[NewBlock],
+        recent: &[([u8; 16], u64)],
+        next: u64,
+    ) -> Result<(), SpoolError> {
         let mut counters = self.counters;
+        let mut batch = sled::Batch::default();
         for b in blocks {
-            self.inner
-                .tree
-                .insert(format::block_key(b.first), b.bytes.as_slice())
-                .map_err(Inner::storage("writing events"))?;
+            batch.insert(&format::block_key(b.first), b.bytes.as_slice());
             counters.events += b.events;
             counters.block_bytes += b.bytes.len() as u64;
         }
+        for (id, seq) in recent {
+            batch.insert(&format::recent_id_key(id), &seq.to_be_bytes());
+            batch.insert(&format::recent_order_key(*seq), id);
+        }
+        self.inner
+            .tree
+            .apply_batch(batch)
+            .map_err(Inner::storage("writing events"))?;
         counters.next_seq = next;
         self.inner
             .tree
@@ -432,6 +508,40 @@ impl Writer {
             .map_err(Inner::storage("writing the counters"))?;
         self.counters = counters;
         Ok(())
+    }
+
+    /// Forget the ids of events stored more than `recent_ids` seqs ago, at most
+    /// [`PRUNE_STEP`] of them; true if there may be more.
+    fn prune_recent_ids(&mut self) -> Result<bool, SpoolError> {
+        let floor = self.counters.next_seq.saturating_sub(self.inner.recent_ids);
+        if floor == 0 {
+            return Ok(false);
+        }
+        let mut batch = sled::Batch::default();
+        let mut pruned = 0;
+        for entry in self
+            .inner
+            .tree
+            .range(format::recent_order_key(0)..format::recent_order_key(floor))
+            .take(PRUNE_STEP)
+        {
+            let (key, id) = entry.map_err(Inner::storage("reading the recent-id index"))?;
+            if format::recent_order_seq(&key).is_none() {
+                continue;
+            }
+            if let Ok(id) = <[u8; 16]>::try_from(id.as_ref()) {
+                batch.remove(&format::recent_id_key(&id));
+            }
+            batch.remove(key);
+            pruned += 1;
+        }
+        if pruned > 0 {
+            self.inner
+                .tree
+                .apply_batch(batch)
+                .map_err(Inner::storage("pruning the recent-id index"))?;
+        }
+        Ok(pruned == PRUNE_STEP)
     }
 
     // ---- quarantine -----------------------------------------------------------------------
