@@ -193,7 +193,44 @@ fn refuse_unavailable(config: &Config) -> anyhow::Result<()> {
 
 /// The scan state machine a source's decoder calls for.
 pub fn machine_for(config: &Config, source: &tallyman_config::Source) -> Box<dyn Machine> {
-    Box::new(Workflow::new(workflow_settings(config, source)))
+    match &source.scan.decoder {
+        tallyman_config::Decoder::Barcode => {
+            Box::new(Workflow::new(workflow_settings(config, source)))
+        }
+        tallyman_config::Decoder::Rfid(rfid) => Box::new(tag_machine(config, source, rfid)),
+    }
+}
+
+/// An RFID reader: a portal makes transfers, the consume workflow consumptions at its
+/// location, passthrough raw scans.
+fn tag_machine(
+    config: &Config,
+    source: &tallyman_config::Source,
+    rfid: &tallyman_config::Rfid,
+) -> workflow::rfid::TagMachine {
+    use workflow::rfid::{TagMachine, TagMode, TagSettings};
+    let mode = match (&rfid.portal, &source.scan.workflow) {
+        (Some(p), _) => TagMode::Portal {
+            from: p.from.clone(),
+            to: p.to.clone(),
+        },
+        (None, tallyman_config::Workflow::Consume { location }) => TagMode::Consume {
+            location: location.clone(),
+        },
+        // The configuration refuses the session workflow for RFID (a reader cannot scan command
+        // barcodes); passing reads through would lose nothing.
+        (None, tallyman_config::Workflow::Passthrough | tallyman_config::Workflow::Session) => {
+            TagMode::Passthrough
+        }
+    };
+    TagMachine::new(TagSettings {
+        facility: config.agent.facility.clone(),
+        gateway: config.agent.gateway.clone(),
+        source: source.name.clone(),
+        default_uom: source.scan.default_uom.clone(),
+        dedup_window: rfid.dedup_window,
+        mode,
+    })
 }
 
 fn workflow_settings(config: &Config, source: &tallyman_config::Source) -> workflow::Settings {

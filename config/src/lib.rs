@@ -204,6 +204,7 @@ mod tests {
             name = "r"
             type = "stdin"
             decoder = "rfid"
+            workflow = "passthrough"
             [[sinks]]
             name = "k"
             type = "http"

@@ -15,7 +15,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use tallyman_protocol::error::escape_bounded;
-use tallyman_protocol::event::Timestamp;
+use tallyman_protocol::event::{EventId, Timestamp};
 use tokio::sync::mpsc;
 
 use crate::clock;
@@ -47,7 +47,9 @@ pub trait Respond: Send {
     fn respond(&mut self, feedback: &Feedback) -> impl Future<Output = bool> + Send;
 }
 
-type Pending = Pin<Box<dyn Future<Output = Feedback> + Send>>;
+/// A pipelined append: its feedback, and the ids of the events the spool refused (the machine
+/// was told `committed(true)` when it started; see [`Machine::not_stored`]).
+type Pending = Pin<Box<dyn Future<Output = (Feedback, Vec<EventId>)> + Send>>;
 
 /// Run `machine` over `frames` until the reader closes the channel or shutdown is triggered;
 /// appends already started are settled (and answered) before returning.
@@ -66,9 +68,9 @@ pub async fn drive<M: Machine, R: Respond>(
         // Answer finished appends, in order.
         while let Some(front) = pending.front_mut() {
             match poll_once(front) {
-                Some(fb) => {
+                Some(done) => {
                     pending.pop_front();
-                    if !give(&mut out, &health, &fb).await {
+                    if !answer(&mut machine, &mut out, &health, done).await {
                         return;
                     }
                 }
@@ -77,8 +79,8 @@ pub async fn drive<M: Machine, R: Respond>(
         }
         if pending.len() >= IN_FLIGHT {
             if let Some(front) = pending.pop_front() {
-                let fb = front.await;
-                if !give(&mut out, &health, &fb).await {
+                let done = front.await;
+                if !answer(&mut machine, &mut out, &health, done).await {
                     return;
                 }
             }
@@ -94,7 +96,7 @@ pub async fn drive<M: Machine, R: Respond>(
                 Some(Frame::Refused { head, reason }) => {
                     SourceHealth::count(&health.frames);
                     let fb = refused(&machine, &head, reason);
-                    if !settle_all(&mut pending, &mut out, &health).await
+                    if !settle_all(&mut pending, &mut machine, &mut out, &health).await
                         || !give(&mut out, &health, &fb).await
                     {
                         return;
@@ -106,9 +108,9 @@ pub async fn drive<M: Machine, R: Respond>(
             _ = sleep_until(deadline) => machine.tick(clock::now(), &mut ids),
             // Appends already started finish below; no new frames are taken.
             _ = shutdown.wait() => break,
-            Some(fb) = next_done(&mut pending), if !pending.is_empty() => {
+            Some(done) = next_done(&mut pending), if !pending.is_empty() => {
                 pending.pop_front();
-                if !give(&mut out, &health, &fb).await {
+                if !answer(&mut machine, &mut out, &health, done).await {
                     return;
                 }
                 None
@@ -121,13 +123,16 @@ pub async fn drive<M: Machine, R: Respond>(
             let spool = spool.clone();
             pending.push_back(Box::pin(async move {
                 match super::store(&spool, step.events.clone()).await {
-                    Ok(()) => step.feedback,
-                    Err(why) => step.refused(&why),
+                    Ok(()) => (step.feedback, Vec::new()),
+                    Err(why) => (
+                        step.refused(&why),
+                        step.events.iter().map(|e| e.id()).collect(),
+                    ),
                 }
             }));
         } else {
             // Earlier frames are answered first: feedback stays in frame order.
-            if !settle_all(&mut pending, &mut out, &health).await {
+            if !settle_all(&mut pending, &mut machine, &mut out, &health).await {
                 return;
             }
             let fb = super::settle_machine(&spool, &mut machine, step).await;
@@ -136,22 +141,36 @@ pub async fn drive<M: Machine, R: Respond>(
             }
         }
     }
-    settle_all(&mut pending, &mut out, &health).await;
+    settle_all(&mut pending, &mut machine, &mut out, &health).await;
 }
 
 /// Await and answer every pending append, oldest first.
-async fn settle_all<R: Respond>(
+async fn settle_all<M: Machine, R: Respond>(
     pending: &mut VecDeque<Pending>,
+    machine: &mut M,
     out: &mut R,
     health: &SourceHealth,
 ) -> bool {
     while let Some(front) = pending.pop_front() {
-        let fb = front.await;
-        if !give(out, health, &fb).await {
+        let done = front.await;
+        if !answer(machine, out, health, done).await {
             return false;
         }
     }
     true
+}
+
+/// Answer a finished pipelined append; the machine first hears which events were refused.
+async fn answer<M: Machine, R: Respond>(
+    machine: &mut M,
+    out: &mut R,
+    health: &SourceHealth,
+    (fb, refused): (Feedback, Vec<EventId>),
+) -> bool {
+    if !refused.is_empty() {
+        machine.not_stored(&refused);
+    }
+    give(out, health, &fb).await
 }
 
 async fn give<R: Respond>(out: &mut R, health: &SourceHealth, fb: &Feedback) -> bool {
@@ -177,18 +196,18 @@ fn refused<M: Machine>(machine: &M, head: &[u8], reason: String) -> Feedback {
     }
 }
 
-/// Poll a pending feedback once without waiting.
-fn poll_once(fut: &mut Pending) -> Option<Feedback> {
+/// Poll a pending append once without waiting.
+fn poll_once(fut: &mut Pending) -> Option<(Feedback, Vec<EventId>)> {
     let waker = std::task::Waker::noop();
     let mut cx = std::task::Context::from_waker(waker);
     match fut.as_mut().poll(&mut cx) {
-        std::task::Poll::Ready(fb) => Some(fb),
+        std::task::Poll::Ready(done) => Some(done),
         std::task::Poll::Pending => None,
     }
 }
 
-/// Wait for the oldest pending feedback without taking it out of the queue.
-async fn next_done(pending: &mut VecDeque<Pending>) -> Option<Feedback> {
+/// Wait for the oldest pending append without taking it out of the queue.
+async fn next_done(pending: &mut VecDeque<Pending>) -> Option<(Feedback, Vec<EventId>)> {
     match pending.front_mut() {
         Some(front) => Some(front.as_mut().await),
         None => std::future::pending().await,

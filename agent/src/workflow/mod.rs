@@ -88,6 +88,7 @@
 mod command;
 mod feedback;
 mod input;
+pub mod rfid;
 mod scans;
 
 #[cfg(test)]
@@ -307,6 +308,11 @@ pub trait Machine: Send + 'static {
     fn tick(&mut self, now: Timestamp, ids: Ids<'_>) -> Option<Step>;
     /// The outcome of storing the last step's events (see [`Step`]).
     fn committed(&mut self, ok: bool);
+    /// Events of an earlier step that the spool refused after the machine was told they were
+    /// stored: the driver reports a pipelined step `committed(true)` at once and its append's
+    /// outcome only later. Machines that remember what they counted (the RFID de-duplication
+    /// table) forget it here. By default nothing happens.
+    fn not_stored(&mut self, _events: &[EventId]) {}
     /// Lines held in an open session, for feedback.
     fn open_lines(&self) -> usize;
 }
@@ -334,6 +340,10 @@ impl Machine for Box<dyn Machine> {
 
     fn committed(&mut self, ok: bool) {
         (**self).committed(ok);
+    }
+
+    fn not_stored(&mut self, events: &[EventId]) {
+        (**self).not_stored(events);
     }
 
     fn open_lines(&self) -> usize {

@@ -479,6 +479,19 @@ fn rfid(r: &mut Report<'_>, t: &RawTable, workflow: Option<WorkflowType>) -> Opt
             sub_table(t, "portal").and_then(|p| portal(r, p)).map(Some)
         }
     };
+    if t.entry("portal").is_none() && workflow == Some(WorkflowType::Session) {
+        // Point at `workflow = "session"` when it is written, else at the decoder.
+        if let Some(at) = text(t, "workflow").or_else(|| text(t, "decoder")) {
+            r.error(
+                at.at,
+                at.path,
+                "an RFID reader cannot scan command barcodes, which the session workflow needs: \
+                 use `workflow = \"consume\"` (with `location`), `workflow = \"passthrough\"`, or \
+                 a `portal`",
+            );
+        }
+        return None;
+    }
     Some(Rfid {
         dedup_window: Duration::from_millis(dedup?),
         portal: portal?,
