@@ -122,7 +122,7 @@ pub async fn drive<M: Machine, R: Respond>(
             pending.push_back(Box::pin(async move {
                 match super::store(&spool, step.events.clone()).await {
                     Ok(()) => step.feedback,
-                    Err(why) => step.refused(&why),
+                    Err(why) => why.feedback(&step),
                 }
             }));
         } else {
@@ -174,6 +174,7 @@ fn refused<M: Machine>(machine: &M, head: &[u8], reason: String) -> Feedback {
         kind: None,
         reason: Some(reason),
         lines: machine.open_lines(),
+        spool_full: false,
     }
 }
 
