@@ -306,20 +306,24 @@ pub async fn read_port<O: Open>(
         };
         match opened {
             Ok(mut port) => {
+                health.set_state("open", None);
                 if opened_before {
                     SourceHealth::count(&health.reopens);
+                    info!(
+                        source = %source,
+                        path = %name,
+                        attempt = outage.attempts,
+                        "Serial device open again."
+                    );
+                } else {
+                    info!(
+                        source = %source,
+                        path = %name,
+                        attempt = outage.attempts,
+                        "Serial device open."
+                    );
                 }
                 opened_before = true;
-                health.set_state("open", None);
-                match outage.attempts {
-                    0 => info!(source = %source, endpoint = %name, "Serial device open."),
-                    n => info!(
-                        source = %source,
-                        endpoint = %name,
-                        attempt = n,
-                        "Serial device open again."
-                    ),
-                }
                 outage = Outage::default();
                 // Feedback for scans read before the device came back is not written.
                 while beeps.try_recv().is_ok() {}
@@ -345,7 +349,7 @@ pub async fn read_port<O: Open>(
                         let partial = framer.reset();
                         warn!(
                             source = %source,
-                            endpoint = %name,
+                            path = %name,
                             error = %why,
                             discarded_bytes = partial,
                             "Serial device went away; reopening it until it is back."
@@ -367,7 +371,7 @@ pub async fn read_port<O: Open>(
                 if outage.should_warn(&text) {
                     warn!(
                         source = %source,
-                        endpoint = %name,
+                        path = %name,
                         error = %why,
                         attempt = outage.attempts + 1,
                         "Cannot open the serial device; retrying with backoff."
@@ -375,7 +379,7 @@ pub async fn read_port<O: Open>(
                 } else {
                     debug!(
                         source = %source,
-                        endpoint = %name,
+                        path = %name,
                         error = %why,
                         attempt = outage.attempts + 1,
                         "Serial device still cannot be opened."
