@@ -94,6 +94,8 @@ path = "outbox.jsonl"
 
 impl Rig {
     fn start(source: Source<'_>) -> Rig {
+        // Built once per test process; the build is not part of a test's time.
+        tallyman_tests::tallyman_bin();
         let started = Instant::now();
         let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
         let pty = PtyPair::start(dir.path());
@@ -503,6 +505,7 @@ fn the_agent_stays_idle_while_the_scanner_is_gone() {
 
 #[test]
 fn a_scanner_missing_at_start_is_waited_for() {
+    tallyman_tests::tallyman_bin();
     let started = Instant::now();
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let config = write_config(dir.path(), &dir.path().join("device"), &Source::default());

@@ -396,3 +396,40 @@ fn an_empty_full_sequence_falls_back_to_bad() {
     serial.feedback.full = b"\x1b[F".to_vec();
     assert_eq!(Settings::from_config(&serial).full, b"\x1b[F");
 }
+
+#[test]
+fn a_spool_full_refusal_is_marked_for_the_full_signal() {
+    use tallyman_protocol::event::{FacilityId, GatewayId, Location, Uom};
+
+    use crate::sources::StoreError;
+    use crate::workflow::{Settings as WorkflowSettings, Workflow, WorkflowKind};
+
+    let mut settings = WorkflowSettings::new(
+        FacilityId::new("north").unwrap(),
+        GatewayId::new("gw-north-01").unwrap(),
+        SourceName::new("dock-1").unwrap(),
+        Uom::new("Units").unwrap(),
+    );
+    settings.workflow = WorkflowKind::Consume;
+    settings.location = Some(Location::new("WH/Stock").unwrap());
+    let mut workflow = Workflow::new(settings);
+    let now = crate::clock::now();
+    let step = workflow.scan(
+        b"010950110102091717391231",
+        now,
+        now.date(),
+        &mut crate::clock::new_event_id,
+    );
+    assert_eq!(step.events.len(), 1);
+    let full = StoreError::Full.feedback(&step);
+    assert!(full.spool_full);
+    assert_eq!(full.result, FeedbackResult::Rejected);
+    assert!(
+        full.reason
+            .unwrap()
+            .contains("the gateway's storage is full")
+    );
+    let failed = StoreError::Failed("disk error".into()).feedback(&step);
+    assert!(!failed.spool_full);
+    assert_eq!(failed.result, FeedbackResult::Rejected);
+}
