@@ -79,7 +79,7 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 /// Exponential backoff with "equal jitter": attempt n waits between half and all of
 /// `min(max, initial × 2^(n-1))`.
 #[derive(Debug)]
-struct Backoff {
+pub(crate) struct Backoff {
     initial: Duration,
     max: Duration,
     failures: u32,
@@ -87,7 +87,7 @@ struct Backoff {
 }
 
 impl Backoff {
-    fn new(initial: Duration, max: Duration, seed: u64) -> Backoff {
+    pub(crate) fn new(initial: Duration, max: Duration, seed: u64) -> Backoff {
         Backoff {
             initial,
             max: max.max(initial),
@@ -96,12 +96,12 @@ impl Backoff {
         }
     }
 
-    fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.failures = 0;
     }
 
     /// The wait before the next attempt.
-    fn next(&mut self, after: Option<Duration>) -> Duration {
+    pub(crate) fn next(&mut self, after: Option<Duration>) -> Duration {
         self.failures = self.failures.saturating_add(1);
         if let Some(after) = after {
             return after.min(MAX_RETRY_AFTER);
@@ -302,7 +302,7 @@ async fn pause(d: Duration, shutdown: &mut Shutdown) -> bool {
     }
 }
 
-fn random_bytes() -> [u8; 8] {
+pub(crate) fn random_bytes() -> [u8; 8] {
     let mut b = [0u8; 8];
     // Without the OS generator the jitter is merely less random; delivery still works.
     let _ = getrandom::fill(&mut b);

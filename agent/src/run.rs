@@ -110,6 +110,17 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
 
     let mut sources = JoinSet::new();
     for source in &config.sources {
+        if let Input::Serial(serial) = &source.input {
+            spawn_serial(
+                &mut sources,
+                &config,
+                source,
+                serial,
+                &spool,
+                &health,
+                &shutdown,
+            );
+        }
         // Other inputs were refused above.
         if let Input::Stdin(stdin) = &source.input {
             let framing = crate::sources::stdin::Framing {
@@ -160,16 +171,32 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Start a serial source: its port task (open, frame, reopen forever) and its driver.
+fn spawn_serial(
+    sources: &mut JoinSet<()>,
+    config: &Config,
+    source: &tallyman_config::Source,
+    serial: &tallyman_config::Serial,
+    spool: &Spool,
+    health: &Arc<Registry>,
+    shutdown: &shutdown::Shutdown,
+) {
+    let serial = serial.clone();
+    let machine = machine_for(config, source);
+    let spool = spool.clone();
+    let health = health.source(source.name.as_str(), "serial");
+    let shutdown = shutdown.clone();
+    sources.spawn(async move {
+        crate::sources::serial::run(&serial, machine, spool, health, shutdown).await;
+    });
+}
+
 /// Source and sink types that later releases bring are refused with a clear message rather
 /// than silently ignored.
 fn refuse_unavailable(config: &Config) -> anyhow::Result<()> {
     for source in &config.sources {
         match source.input {
-            Input::Stdin(_) => {}
-            Input::Serial(_) => anyhow::bail!(
-                "source `{}`: serial sources are not available in this version",
-                source.name
-            ),
+            Input::Stdin(_) | Input::Serial(_) => {}
             Input::Mqtt => anyhow::bail!(
                 "source `{}`: MQTT sources are not available in this version",
                 source.name

@@ -194,7 +194,7 @@ pub struct Serial {
     pub data_bits: DataBits,
     pub stop_bits: StopBits,
     pub framing: Framing,
-    /// Frames beyond this many per second are dropped and counted.
+    /// Scans beyond this many per second (burst: the same number) are refused with a reason.
     pub rate_limit_per_sec: u32,
     pub feedback: Feedback,
 }
@@ -249,7 +249,7 @@ pub struct Feedback {
     pub good: Vec<u8>,
     /// The scan was rejected.
     pub bad: Vec<u8>,
-    /// The spool is full: intake refused.
+    /// The spool is full: intake refused. Empty: the agent writes `bad` instead.
     pub full: Vec<u8>,
 }
 

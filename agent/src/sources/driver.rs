@@ -125,7 +125,7 @@ pub async fn drive<M: Machine, R: Respond>(
                 match super::store(&spool, step.events.clone()).await {
                     Ok(()) => (step.feedback, Vec::new()),
                     Err(why) => (
-                        step.refused(&why),
+                        why.feedback(&step),
                         step.events.iter().map(|e| e.id()).collect(),
                     ),
                 }
@@ -193,6 +193,7 @@ fn refused<M: Machine>(machine: &M, head: &[u8], reason: String) -> Feedback {
         kind: None,
         reason: Some(reason),
         lines: machine.open_lines(),
+        spool_full: false,
     }
 }
 

@@ -3,6 +3,7 @@
 //! durable (see [`driver`]).
 
 pub mod driver;
+pub mod serial;
 pub mod stdin;
 
 use tallyman_protocol::event::Event;
@@ -28,13 +29,33 @@ pub async fn settle_machine<M: Machine + ?Sized>(
         }
         Err(why) => {
             workflow.committed(false);
-            step.refused(&why)
+            why.feedback(&step)
         }
     }
 }
 
+/// Why a step's events were not stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The spool is at its quota: intake is refused until sinks catch up.
+    #[error("the gateway's storage is full")]
+    Full,
+    /// Any other failure to append, with the spool's message.
+    #[error("storing failed: {0}")]
+    Failed(String),
+}
+
+impl StoreError {
+    /// The feedback for `step`, whose events were refused.
+    pub fn feedback(&self, step: &Step) -> Feedback {
+        let mut fb = step.refused(&self.to_string());
+        fb.spool_full = matches!(self, StoreError::Full);
+        fb
+    }
+}
+
 /// Append events; Ok once all are durable.
-pub async fn store(spool: &Spool, events: Vec<Event>) -> Result<(), String> {
+pub async fn store(spool: &Spool, events: Vec<Event>) -> Result<(), StoreError> {
     for event in events {
         let id = event.id();
         match spool.append(event).await {
@@ -43,11 +64,11 @@ pub async fn store(spool: &Spool, events: Vec<Event>) -> Result<(), String> {
             }
             Err(AppendError::Full { .. }) => {
                 tracing::warn!(event_id = %id, "Spool full: event refused at intake.");
-                return Err("the gateway's storage is full".into());
+                return Err(StoreError::Full);
             }
             Err(e) => {
                 tracing::error!(event_id = %id, error = %e, "Storing an event failed.");
-                return Err(format!("storing failed: {e}"));
+                return Err(StoreError::Failed(e.to_string()));
             }
         }
     }

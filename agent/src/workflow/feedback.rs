@@ -110,6 +110,10 @@ pub struct Feedback {
     pub reason: Option<String>,
     /// How many lines the open session has after this scan.
     pub lines: usize,
+    /// Rejected because the spool is full: a scanner gives its *full* signal rather than
+    /// *bad*. Not in the JSON line (`reason` says it for people).
+    #[serde(skip)]
+    pub spool_full: bool,
 }
 
 /// What one scan (or one idle timeout) did: exactly one feedback, and the events to store.

@@ -683,6 +683,7 @@ impl Workflow {
                 kind,
                 reason: Some(reason),
                 lines: self.state.lines.len(),
+                spool_full: false,
             },
             events: Vec::new(),
             if_refused: String::new(),

@@ -484,6 +484,7 @@ impl TagMachine {
                 kind,
                 reason: Some(reason),
                 lines: 0,
+                spool_full: false,
             },
             events: Vec::new(),
             if_refused: "nothing was recorded; the tag's next read tries again".into(),
