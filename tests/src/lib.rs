@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod agent;
+pub mod broker;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
