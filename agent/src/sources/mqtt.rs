@@ -33,7 +33,8 @@
 //!   a message that is no scan message (`invalid_json`, `invalid_scan`, `too_large`,
 //!   `too_many_devices`) is answered on `in/rejected`.
 //! * **Order**: PUBACKs and answers go out in the order the messages arrived; appends of
-//!   consecutive messages overlap (up to [`IN_FLIGHT`]) so group commit batches them. Session
+//!   consecutive messages run concurrently (each in a task of its own, up to [`IN_FLIGHT`]) so
+//!   group commit batches them. Session
 //!   workflows are settled one scan at a time (a refused commit reopens the session).
 //! * **Shutdown**: no new message is taken; appends already started finish and are PUBACKed;
 //!   a message still waiting for room is left unacknowledged (the broker delivers it again).
@@ -479,6 +480,19 @@ impl Source {
         self.pending.push_back(Box::pin(std::future::ready(done)));
     }
 
+    /// Start storing now, in a task of its own (so that consecutive appends share a commit),
+    /// and answer in arrival order when it is done.
+    fn started(&mut self, store: impl Future<Output = Done> + Send + 'static) {
+        let task = tokio::spawn(store);
+        self.pending.push_back(Box::pin(async move {
+            task.await.unwrap_or_else(|e| {
+                // A panic in the store task: leave the message to the broker's redelivery.
+                error!(error = %e, "Storing an inbound message failed unexpectedly.");
+                unacknowledged()
+            })
+        }));
+    }
+
     fn rejected(&self, m: &Inbound, r: Refusal) -> Done {
         Done {
             ack: Some(m.ack),
@@ -502,7 +516,7 @@ impl Source {
         }
         let topic = m.topic.clone();
         let bytes = m.payload.len();
-        self.pending.push_back(Box::pin(store_event(
+        self.started(store_event(
             self.spool.clone(),
             event,
             Arc::clone(&self.health),
@@ -510,7 +524,7 @@ impl Source {
             m.ack,
             topic,
             bytes,
-        )));
+        ));
     }
 
     async fn on_scan(&mut self, m: Inbound) {
@@ -554,7 +568,7 @@ impl Source {
             machine.committed(true);
             let spool = self.spool.clone();
             let ack = m.ack;
-            self.pending.push_back(Box::pin(async move {
+            self.started(async move {
                 let fb = match store_step(&spool, step.events.clone(), once).await {
                     Ok(()) => step.feedback,
                     Err(why) => step.refused(&why),
@@ -564,7 +578,7 @@ impl Source {
                     outcome: Some(fb.result),
                     answer: Answer::Feedback(fb),
                 }
-            }));
+            });
         } else {
             // A session: earlier messages first, then this commit, settled before the next
             // scan (a refused commit reopens the session).
