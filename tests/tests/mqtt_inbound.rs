@@ -433,3 +433,60 @@ fn scans_become_events_with_feedback_and_an_id_books_once() {
     );
     assert_eq!(read_outbox(&outbox).len(), 2);
 }
+
+#[test]
+fn a_full_spool_keeps_inbound_events_unacknowledged_until_they_fit() {
+    const SENT: u64 = 6_000;
+    let broker = Broker::start();
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let config = agent_config(dir.path(), broker.port(), "");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("[spool]\n", "[spool]\nmax_size_mb = 1\n");
+    std::fs::write(&config, text).unwrap();
+    let log = dir.path().join("agent.log");
+    let outbox = dir.path().join("data/outbox.jsonl");
+    // The sink cannot write while its path is a directory: nothing leaves the spool.
+    std::fs::create_dir_all(&outbox).unwrap();
+    let (agent, _it) = start_online(&broker, &config, &log);
+    let device = Device::connect(broker.port(), "handheld-4");
+    device.subscribe(&topic("in/rejected"));
+    let mut sent = HashSet::new();
+    for n in 0..SENT {
+        let (id, json) = receipt_json(n, "test", "gw-test");
+        device.publish(&topic("in/events"), json);
+        sent.insert(id);
+    }
+    assert!(
+        wait_log(&log, Duration::from_secs(60), |l| l.contains("Spool full")),
+        "the spool never filled"
+    );
+    // The broker took every publish; the agent holds the rest unacknowledged.
+    assert!(device.wait(Duration::from_secs(60), |s| s.acked >= SENT));
+
+    // Let the sink deliver: space frees and the waiting events are stored, none dropped.
+    std::fs::remove_dir(&outbox).unwrap();
+    let complete = wait_outbox(&outbox, Duration::from_secs(120), |b| {
+        sent.iter().all(|id| b.contains_key(id))
+    });
+    let stored = read_outbox(&outbox);
+    assert!(
+        complete,
+        "{} events missing from the outbox",
+        sent.iter().filter(|id| !stored.contains_key(*id)).count()
+    );
+    assert_eq!(stored.len(), sent.len());
+    assert!(
+        device.with(|s| s.on(&topic("in/rejected")).is_empty()),
+        "nothing is refused for lack of room"
+    );
+    let (status, _) = agent.terminate(Duration::from_secs(30));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    println!(
+        "{}",
+        text.lines()
+            .find(|l| l.contains("Spool full"))
+            .unwrap_or_default()
+    );
+}
