@@ -264,7 +264,7 @@ fn invalid_messages_are_answered_on_in_rejected_and_nothing_is_stuck() {
         1,
         "{text}"
     );
-    assert!(!text.contains("MQTT connection failed"), "{text}");
+    assert!(!text.contains("Lost the MQTT connection"), "{text}");
     let (agent, _it2) = start_online(&broker, &config, &log);
     let (probe_id, probe) = receipt_json(4, "test", "gw-test");
     device.publish(&in_events, probe);
@@ -335,7 +335,7 @@ fn the_agent_reconnects_and_subscribes_again_after_a_broker_restart() {
     // Without persistence the restarted broker knows no session and no subscription.
     broker.kill();
     assert!(wait_log(&log, Duration::from_secs(20), |l| l
-        .contains("MQTT connection failed; will retry")));
+        .contains("Lost the MQTT connection; reconnecting")));
     broker.restart();
     let it = Device::connect(broker.port(), "it-after");
     it.subscribe(&topic("status"));

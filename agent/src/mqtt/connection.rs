@@ -49,6 +49,19 @@ enum Flow {
     Stop,
 }
 
+/// How a connection attempt ended, for the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// The TLS files or the password could not be read: an operator must act.
+    Setup,
+    /// Refused by TLS or the broker (trust, certificate, credentials): an operator must act.
+    Refused,
+    /// The network: the broker is down or unreachable.
+    Failed,
+    /// An established connection was lost.
+    Lost,
+}
+
 /// A request for rumqttc, waiting for room in its channel.
 #[derive(Debug)]
 enum Out {
@@ -168,7 +181,7 @@ pub(super) async fn run(
                 break;
             }
             if let Err(e) = t.prepare(&mut ev.mqtt_options) {
-                t.attempt_failed(e.to_string(), true);
+                t.attempt_failed(e.to_string(), Failure::Setup);
                 if t.wait_backoff(&mut io).await == Flow::Stop {
                     break;
                 }
@@ -492,25 +505,42 @@ impl Task {
         self.outbox
             .retain(|o| matches!(o, Out::Publish { .. } | Out::Disconnect));
         let (reason, operator) = describe(e, &self.settings);
-        if was_connected {
+        let failure = if was_connected {
             self.attempts = 0;
-        }
-        self.attempt_failed(reason, operator && !was_connected);
+            Failure::Lost
+        } else if operator {
+            Failure::Refused
+        } else {
+            Failure::Failed
+        };
+        self.attempt_failed(reason, failure);
     }
 
     /// Record a failed or lost connection: health, a log line with the reason and the delay.
-    fn attempt_failed(&mut self, reason: String, operator_must_act: bool) {
+    fn attempt_failed(&mut self, reason: String, failure: Failure) {
         self.attempts = self.attempts.saturating_add(1);
         self.next_delay = self.backoff.next();
         let retry_in_ms = u64::try_from(self.next_delay.as_millis()).unwrap_or(u64::MAX);
         self.health.set_mqtt("disconnected", Some(reason.clone()));
         let endpoint = &self.settings.mqtt.endpoint;
+        let attempt = self.attempts;
         if self.closing.is_some() {
             debug!(endpoint = %endpoint, error = %reason, "MQTT connection ended while closing.");
-        } else if operator_must_act {
-            error!(endpoint = %endpoint, attempt = self.attempts, retry_in_ms, error = %reason, "MQTT connection refused; will retry.");
-        } else {
-            warn!(endpoint = %endpoint, attempt = self.attempts, retry_in_ms, error = %reason, "MQTT connection failed; will retry.");
+            return;
+        }
+        match failure {
+            Failure::Setup => {
+                error!(endpoint = %endpoint, attempt, retry_in_ms, error = %reason, "Cannot set up the MQTT connection; will retry.");
+            }
+            Failure::Refused => {
+                error!(endpoint = %endpoint, attempt, retry_in_ms, error = %reason, "MQTT connection refused; will retry.");
+            }
+            Failure::Failed => {
+                warn!(endpoint = %endpoint, attempt, retry_in_ms, error = %reason, "MQTT connection failed; will retry.");
+            }
+            Failure::Lost => {
+                warn!(endpoint = %endpoint, retry_in_ms, error = %reason, "Lost the MQTT connection; reconnecting.");
+            }
         }
     }
 
