@@ -43,6 +43,9 @@ pub struct BrokerConfig {
     pub persistence: bool,
     /// A TLS listener instead of a plain one.
     pub tls: Option<TlsListener>,
+    /// Clients must log in with a user name and password from this mosquitto password file
+    /// (see [`password_file`]); anonymous clients are refused.
+    pub password_file: Option<PathBuf>,
     /// More configuration lines.
     pub extra: String,
 }
@@ -76,7 +79,13 @@ impl Broker {
                 tls.require_certificate
             ));
         }
-        text.push_str("allow_anonymous true\n");
+        match &c.password_file {
+            Some(p) => text.push_str(&format!(
+                "allow_anonymous false\npassword_file {}\n",
+                p.display()
+            )),
+            None => text.push_str("allow_anonymous true\n"),
+        }
         // Stay root when started as root (mosquitto would switch to user `mosquitto`, who
         // cannot read the test's files); ignored when not root.
         text.push_str("user root\n");
@@ -169,6 +178,19 @@ impl Drop for Broker {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Write a mosquitto password file at `path` with one user (`mosquitto_passwd -c -b`).
+pub fn password_file(path: &Path, user: &str, password: &str) {
+    let status = Command::new("mosquitto_passwd")
+        .arg("-c")
+        .arg("-b")
+        .arg(path)
+        .arg(user)
+        .arg(password)
+        .status()
+        .expect("running mosquitto_passwd");
+    assert!(status.success(), "mosquitto_passwd failed: {status}");
 }
 
 /// A port that was free a moment ago (bind to port 0, read it, let it go).

@@ -16,7 +16,8 @@ use rcgen::{
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tallyman_tests::agent::{Agent, read_outbox};
 use tallyman_tests::broker::{
-    Broker, BrokerConfig, Device, DeviceOptions, TlsListener, agent_config, receipt_json, topic,
+    Broker, BrokerConfig, Device, DeviceOptions, TlsListener, agent_config, password_file,
+    receipt_json, topic,
 };
 
 /// A CA: its certificate (PEM, DER) and what signs with it.
@@ -281,6 +282,47 @@ fn without_a_client_certificate_the_broker_refuses_and_the_log_says_so() {
         text.lines()
             .find(|l| l.contains("client certificate"))
             .unwrap_or_default()
+    );
+    let (status, _) = agent.terminate(Duration::from_secs(20));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+}
+
+#[test]
+fn the_password_file_logs_in_and_a_wrong_password_is_reported() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let passwords = dir.path().join("mosquitto.passwd");
+    password_file(&passwords, "gw-test", "s3cret pass");
+    let broker = Broker::start_with(&BrokerConfig {
+        password_file: Some(passwords),
+        ..BrokerConfig::default()
+    });
+    // The file ends with a newline, which is not part of the password.
+    let secret = dir.path().join("mqtt.pass");
+    std::fs::write(&secret, "s3cret pass\n").unwrap();
+    let credentials = format!(
+        "username = \"gw-test\"\npassword_file = \"{}\"\n",
+        secret.display()
+    );
+    let config = agent_config(dir.path(), broker.port(), &credentials);
+    let log = dir.path().join("agent.log");
+    let agent = Agent::start(&config, &log);
+    assert!(
+        wait_log(&log, Duration::from_secs(20), |l| l
+            .contains("Connected to the MQTT broker")),
+        "agent log:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let (status, _) = agent.terminate(Duration::from_secs(20));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+
+    // mosquitto answers a wrong password with "not authorised" (CONNACK code 5).
+    std::fs::write(&secret, "wrong\n").unwrap();
+    let agent = Agent::start(&config, &log);
+    assert!(
+        wait_log(&log, Duration::from_secs(20), |l| l
+            .contains("the broker refused the connection: not authorised")),
+        "agent log:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
     );
     let (status, _) = agent.terminate(Duration::from_secs(20));
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
