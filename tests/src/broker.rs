@@ -68,8 +68,8 @@ impl Broker {
 
     pub fn start_with(c: &BrokerConfig) -> Broker {
         let dir = tempfile::tempdir().expect("broker directory");
-        let port = free_port();
-        let mut text = format!("listener {port} 127.0.0.1\n");
+        // The listener line comes first; the port is filled in below.
+        let mut text = String::new();
         if let Some(tls) = &c.tls {
             text.push_str(&format!(
                 "cafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate {}\n",
@@ -102,17 +102,28 @@ impl Broker {
         text.push_str(&c.extra);
         text.push('\n');
         let config = dir.path().join("mosquitto.conf");
-        std::fs::write(&config, text).expect("writing mosquitto.conf");
         let log = dir.path().join("mosquitto.log");
         let mut broker = Broker {
             child: None,
-            port,
+            port: 0,
             dir,
             config,
             log,
         };
-        broker.restart();
-        broker
+        // A port found free can be taken by someone else before mosquitto binds it: then try
+        // another one.
+        let mut failures = Vec::new();
+        for _ in 0..5 {
+            broker.port = free_port();
+            let listener = format!("listener {} 127.0.0.1\n", broker.port);
+            std::fs::write(&broker.config, listener + &text).expect("writing mosquitto.conf");
+            match broker.spawn() {
+                Ok(()) => return broker,
+                Err(log) if log.contains("Address already in use") => failures.push(log),
+                Err(log) => panic!("mosquitto did not start:\n{log}"),
+            }
+        }
+        panic!("mosquitto found no free port:\n{}", failures.join("\n"));
     }
 
     pub fn port(&self) -> u16 {
@@ -140,6 +151,16 @@ impl Broker {
     /// Start the broker (again) on the same port with the same configuration; returns once it
     /// accepts TCP connections.
     pub fn restart(&mut self) {
+        if let Err(log) = self.spawn() {
+            panic!(
+                "mosquitto did not start again on port {}:\n{log}",
+                self.port
+            );
+        }
+    }
+
+    /// Start mosquitto and wait until it accepts TCP connections; its log if it exited.
+    fn spawn(&mut self) -> Result<(), String> {
         self.kill();
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -156,10 +177,12 @@ impl Broker {
             .unwrap_or_else(|e| panic!("starting {MOSQUITTO}: {e} (apt-get install mosquitto)"));
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
+            let accepts = TcpStream::connect(("127.0.0.1", self.port)).is_ok();
+            // Checked after the connection: whoever accepted it, mosquitto must still run.
             if let Ok(Some(status)) = child.try_wait() {
-                panic!("mosquitto exited ({status}) at start:\n{}", self.log());
+                return Err(format!("mosquitto exited ({status}):\n{}", self.log()));
             }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if accepts {
                 break;
             }
             assert!(
@@ -171,6 +194,7 @@ impl Broker {
             std::thread::sleep(Duration::from_millis(5));
         }
         self.child = Some(child);
+        Ok(())
     }
 }
 
