@@ -10,6 +10,7 @@ pub mod config_cmd;
 pub mod decode;
 pub mod delivery;
 pub mod health;
+pub mod mqtt;
 pub mod run;
 pub mod shutdown;
 pub mod sinks;

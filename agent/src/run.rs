@@ -109,6 +109,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     }
 
     let mut sources = JoinSet::new();
+    let mqtt = spawn_mqtt(&config, &spool, &health, &shutdown, &mut sources);
     for source in &config.sources {
         if let Input::Serial(serial) = &source.input {
             spawn_serial(
@@ -163,6 +164,9 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    if let Some(mqtt) = mqtt {
+        mqtt.close().await;
+    }
     spool
         .close()
         .await
@@ -191,17 +195,69 @@ fn spawn_serial(
     });
 }
 
+/// Start the MQTT connection when `[mqtt]` is configured, and the mqtt source on it. The
+/// connection is closed (offline published, clean disconnect) after sources and sinks stopped.
+fn spawn_mqtt(
+    config: &Config,
+    spool: &Spool,
+    health: &Arc<Registry>,
+    shutdown: &shutdown::Shutdown,
+    sources: &mut JoinSet<()>,
+) -> Option<crate::mqtt::Connection> {
+    use crate::sources::mqtt as source;
+    let mut settings = crate::mqtt::Settings::from_config(config)?;
+    let input = config
+        .sources
+        .iter()
+        .find(|s| matches!(s.input, Input::Mqtt));
+    if input.is_some() {
+        settings.subscriptions =
+            source::subscriptions(&config.agent.facility, &config.agent.gateway);
+    }
+    let (connection, inbound) = crate::mqtt::Connection::start(settings, Arc::clone(health));
+    if let Some(input) = input {
+        let (config_, input_) = (config.clone(), input.clone());
+        let machine_for: source::MachineFactory = Box::new(move |device| {
+            let mut device_source = input_.clone();
+            device_source.name = device;
+            machine_for(&config_, &device_source)
+        });
+        sources.spawn(source::run(
+            inbound,
+            connection.handle(),
+            spool.clone(),
+            source::Settings {
+                name: input.name.clone(),
+                facility: config.agent.facility.clone(),
+                gateway: config.agent.gateway.clone(),
+                machine_for,
+            },
+            health.source(input.name.as_str(), "mqtt"),
+            shutdown.clone(),
+        ));
+    }
+    Some(connection)
+}
+
 /// Source and sink types that later releases bring are refused with a clear message rather
 /// than silently ignored.
 fn refuse_unavailable(config: &Config) -> anyhow::Result<()> {
     for source in &config.sources {
         match source.input {
-            Input::Stdin(_) | Input::Serial(_) => {}
-            Input::Mqtt => anyhow::bail!(
-                "source `{}`: MQTT sources are not available in this version",
-                source.name
-            ),
+            Input::Stdin(_) | Input::Serial(_) | Input::Mqtt => {}
         }
+    }
+    let mut mqtt_sources = config
+        .sources
+        .iter()
+        .filter(|s| matches!(s.input, Input::Mqtt));
+    if let (Some(first), Some(second)) = (mqtt_sources.next(), mqtt_sources.next()) {
+        anyhow::bail!(
+            "sources `{}` and `{}`: at most one mqtt source per agent (both would read this \
+             gateway's in/events and in/scans)",
+            first.name,
+            second.name
+        );
     }
     for sink in &config.sinks {
         let kind = match sink.target {

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod agent;
+pub mod broker;
 pub mod pty;
 
 use std::path::PathBuf;

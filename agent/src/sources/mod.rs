@@ -3,6 +3,7 @@
 //! durable (see [`driver`]).
 
 pub mod driver;
+pub mod mqtt;
 pub mod serial;
 pub mod stdin;
 

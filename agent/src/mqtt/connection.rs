@@ -1,0 +1,685 @@
+//! The connection task: owns rumqttc's `EventLoop` and `AsyncClient` and every piece of
+//! per-connection state (see the module documentation of `mqtt`).
+//!
+//! The loop, per poll:
+//! 1. If not connected: refresh what the next CONNECT carries (last will with the time,
+//!    TLS configuration and password read from their files). A file that cannot be read is a
+//!    failed attempt: logged, shown in health, retried after the backoff.
+//! 2. Start one `EventLoop::poll` and keep it pinned until it completes (never cancelled), while
+//!    serving commands (publish, ack, close) and handing inbound messages to the consumer.
+//! 3. Handle the event: CONNACK → re-subscribe and publish `online`; an inbound publish → queue
+//!    it for the consumer with its [`Ack`]; an error → void outstanding acks, log the reason in
+//!    words, back off, poll again (rumqttc reconnects on the next poll).
+//!
+//! Commands become rumqttc requests through an outbox that is pushed with `try_*` calls
+//! (never awaiting rumqttc's channel, which only the pending poll drains): while the outbox is
+//! not empty no new command is read, so the command channel pushes back on callers.
+//!
+//! Where the hub sink plugs in (next): its publishes go through the outbox like any other, and
+//! `Outgoing::Publish(pkid)` / `Incoming::PubAck` are seen in [`Task::event`], in this same
+//! task, which is what correlating them needs (stack.md §3 guidance 2).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::{
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, LastWill, MqttOptions, Outgoing,
+    Packet, Publish, QoS, StateError, SubscribeFilter, SubscribeReasonCode, TlsConfiguration,
+    Transport,
+};
+use tallyman_protocol::error::escape_bounded;
+use tallyman_protocol::topic::Topic;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tracing::{debug, error, info, warn};
+
+use super::acks::{Ack, AckOrder};
+use super::{
+    BACKOFF_INITIAL, BACKOFF_MAX, CLOSE_GRACE, Command, Inbound, MAX_PACKET_BYTES,
+    OUTGOING_INFLIGHT, QOS0_BACKLOG, REQUEST_QUEUE, Settings, Status, tls,
+};
+use crate::clock;
+use crate::health::Registry;
+
+/// What the loop does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Stop,
+}
+
+/// How a connection attempt ended, for the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// The TLS files or the password could not be read: an operator must act.
+    Setup,
+    /// Refused by TLS or the broker (trust, certificate, credentials): an operator must act.
+    Refused,
+    /// The network: the broker is down or unreachable.
+    Failed,
+    /// An established connection was lost.
+    Lost,
+}
+
+/// A request for rumqttc, waiting for room in its channel.
+#[derive(Debug)]
+enum Out {
+    Publish {
+        topic: String,
+        payload: Vec<u8>,
+        qos: QoS,
+        retain: bool,
+    },
+    PubAck(u16),
+    Subscribe(Vec<SubscribeFilter>),
+    Disconnect,
+}
+
+/// Closing: `offline` and DISCONNECT are queued; stop when DISCONNECT went out or at the
+/// deadline.
+#[derive(Debug)]
+struct Closing {
+    deadline: Instant,
+    done: Option<oneshot::Sender<()>>,
+}
+
+/// Exponential backoff with "equal jitter": attempt n waits between half and all of
+/// `min(max, initial × 2^(n-1))`.
+#[derive(Debug)]
+struct Backoff {
+    failures: u32,
+    rng: u64,
+}
+
+impl Backoff {
+    fn new() -> Backoff {
+        let mut seed = [0u8; 8];
+        // Jitter only: a clock-based seed is good enough if the OS has no randomness.
+        if getrandom::fill(&mut seed).is_err() {
+            seed = clock::now().unix_millis().to_le_bytes();
+        }
+        Backoff {
+            failures: 0,
+            rng: u64::from_le_bytes(seed) | 1,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.failures = 0;
+    }
+
+    fn next(&mut self) -> Duration {
+        let exp = BACKOFF_INITIAL.saturating_mul(1u32 << self.failures.min(16));
+        self.failures = self.failures.saturating_add(1);
+        let full = exp.min(BACKOFF_MAX);
+        let half = full / 2;
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let frac = (self.rng % 1_000_001) as f64 / 1_000_000.0;
+        half + half.mul_f64(frac)
+    }
+}
+
+/// The channel ends, apart from the state so that a pending receive or reserve can be
+/// selected on while a handler changes the state.
+struct Channels {
+    commands: mpsc::Receiver<Command>,
+    inbound: mpsc::Sender<Inbound>,
+}
+
+/// Everything the loop keeps, apart from the event loop itself (borrowed by the pending poll)
+/// and the channels.
+struct Task {
+    settings: Settings,
+    health: Arc<Registry>,
+    client: AsyncClient,
+    acks: AckOrder,
+    outbox: VecDeque<Out>,
+    /// Inbound messages not yet taken by the consumer.
+    deliver: VecDeque<Inbound>,
+    consumer_gone: bool,
+    connected: bool,
+    closing: Option<Closing>,
+    backoff: Backoff,
+    /// Failed attempts since the last CONNACK.
+    attempts: u32,
+    next_delay: Duration,
+    dropped_qos0: u64,
+}
+
+/// Run the connection until closed.
+pub(super) async fn run(
+    settings: Settings,
+    health: Arc<Registry>,
+    commands: mpsc::Receiver<Command>,
+    inbound: mpsc::Sender<Inbound>,
+) {
+    let (client, mut ev) = AsyncClient::new(options(&settings), REQUEST_QUEUE);
+    let mut io = Channels { commands, inbound };
+    let mut t = Task {
+        settings,
+        health,
+        client,
+        acks: AckOrder::new(),
+        outbox: VecDeque::new(),
+        deliver: VecDeque::new(),
+        consumer_gone: false,
+        connected: false,
+        closing: None,
+        backoff: Backoff::new(),
+        attempts: 0,
+        next_delay: Duration::ZERO,
+        dropped_qos0: 0,
+    };
+    t.health.set_mqtt("connecting", None);
+    info!(endpoint = %t.settings.mqtt.endpoint, client_id = %t.settings.mqtt.client_id, "Connecting to the MQTT broker.");
+    loop {
+        if ev.network.is_none() {
+            if t.closing.is_some() {
+                break;
+            }
+            if let Err(e) = t.prepare(&mut ev.mqtt_options) {
+                t.attempt_failed(e.to_string(), Failure::Setup);
+                if t.wait_backoff(&mut io).await == Flow::Stop {
+                    break;
+                }
+                continue;
+            }
+        }
+        let result = {
+            let poll = ev.poll();
+            tokio::pin!(poll);
+            loop {
+                t.flush_outbox();
+                let deadline = t.closing.as_ref().map(|c| c.deadline);
+                tokio::select! {
+                    r = &mut poll => break Some(r),
+                    cmd = io.commands.recv(), if t.outbox.is_empty() && t.closing.is_none() => {
+                        if t.command(cmd) == Flow::Stop {
+                            break None;
+                        }
+                    }
+                    permit = io.inbound.reserve(), if !t.deliver.is_empty() && !t.consumer_gone => {
+                        match permit {
+                            Ok(p) => {
+                                if let Some(m) = t.deliver.pop_front() {
+                                    p.send(m);
+                                }
+                            }
+                            Err(_) => t.drop_consumer(),
+                        }
+                    }
+                    () = sleep_until(deadline), if deadline.is_some() => break None,
+                }
+            }
+        };
+        let Some(result) = result else { break };
+        match result {
+            Ok(event) => {
+                if t.event(event) == Flow::Stop {
+                    break;
+                }
+            }
+            Err(e) => {
+                t.connection_lost(&e);
+                if t.closing.is_some() || t.wait_backoff(&mut io).await == Flow::Stop {
+                    break;
+                }
+            }
+        }
+    }
+    t.finish();
+}
+
+/// The options every connection uses; the will, TLS and credentials are refreshed before each
+/// attempt by [`Task::prepare`].
+fn options(s: &Settings) -> MqttOptions {
+    let mut o = MqttOptions::new(
+        s.mqtt.client_id.clone(),
+        s.mqtt.endpoint.host.clone(),
+        s.mqtt.endpoint.port,
+    );
+    o.set_keep_alive(s.mqtt.keep_alive)
+        .set_clean_session(false)
+        .set_manual_acks(true)
+        .set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES)
+        .set_inflight(OUTGOING_INFLIGHT);
+    o
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Task {
+    /// What the next CONNECT carries: the will (with the time), TLS and the password, read
+    /// from their files now.
+    fn prepare(&self, o: &mut MqttOptions) -> Result<(), tls::TlsError> {
+        let will = Status {
+            state: "offline",
+            agent_version: &self.settings.agent_version,
+            config_version: self.settings.config_version,
+            at: clock::now(),
+            reason: Some("connection_lost"),
+        };
+        o.set_last_will(LastWill::new(
+            self.settings.status_topic().to_string(),
+            will.to_json(),
+            QoS::AtLeastOnce,
+            true,
+        ));
+        if self.settings.mqtt.endpoint.tls {
+            let config = tls::client_config(&self.settings.mqtt)?;
+            o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+                Arc::new(config),
+            )));
+        }
+        if let Some(user) = &self.settings.mqtt.username {
+            let password = match &self.settings.mqtt.password_file {
+                Some(path) => tls::password(path)?,
+                None => String::new(),
+            };
+            o.set_credentials(user.clone(), password);
+        }
+        Ok(())
+    }
+
+    /// Push queued requests into rumqttc's channel while it has room.
+    fn flush_outbox(&mut self) {
+        while let Some(out) = self.outbox.pop_front() {
+            let pushed = match &out {
+                Out::Publish {
+                    topic,
+                    payload,
+                    qos,
+                    retain,
+                } => self
+                    .client
+                    .try_publish(topic.clone(), *qos, *retain, payload.clone()),
+                Out::PubAck(pkid) => {
+                    let mut p = Publish::new("", QoS::AtLeastOnce, Vec::new());
+                    p.pkid = *pkid;
+                    self.client.try_ack(&p)
+                }
+                Out::Subscribe(filters) => self.client.try_subscribe_many(filters.clone()),
+                Out::Disconnect => self.client.try_disconnect(),
+            };
+            match pushed {
+                Ok(()) => {}
+                Err(rumqttc::ClientError::TryRequest(_)) => {
+                    // rumqttc's channel is full: the pending poll drains it; try again then.
+                    self.outbox.push_front(out);
+                    return;
+                }
+                Err(e) => {
+                    // An invalid topic cannot come from a typed `Topic`; the channel cannot be
+                    // closed while this task holds the event loop.
+                    warn!(error = %e, "An MQTT request was refused by the client; dropped.");
+                }
+            }
+        }
+    }
+
+    fn command(&mut self, cmd: Option<Command>) -> Flow {
+        match cmd {
+            Some(Command::Publish {
+                topic,
+                payload,
+                qos,
+                retain,
+            }) => {
+                self.outbox.push_back(Out::Publish {
+                    topic,
+                    payload,
+                    qos,
+                    retain,
+                });
+                Flow::Continue
+            }
+            Some(Command::Ack(ack)) => {
+                self.ack(ack);
+                Flow::Continue
+            }
+            Some(Command::Close { done }) => self.begin_close(Some(done)),
+            // Every handle is gone: nobody can publish or ack any more.
+            None => self.begin_close(None),
+        }
+    }
+
+    fn ack(&mut self, ack: Ack) {
+        for pkid in self.acks.ack(ack) {
+            self.outbox.push_back(Out::PubAck(pkid));
+        }
+    }
+
+    /// Publish `offline` and disconnect if connected; otherwise stop at once.
+    fn begin_close(&mut self, done: Option<oneshot::Sender<()>>) -> Flow {
+        self.closing = Some(Closing {
+            deadline: Instant::now() + CLOSE_GRACE,
+            done,
+        });
+        if !self.connected {
+            return Flow::Stop;
+        }
+        let offline = Status {
+            state: "offline",
+            agent_version: &self.settings.agent_version,
+            config_version: self.settings.config_version,
+            at: clock::now(),
+            reason: Some("stopped"),
+        };
+        self.outbox.push_back(Out::Publish {
+            topic: self.settings.status_topic().to_string(),
+            payload: offline.to_json(),
+            qos: QoS::AtLeastOnce,
+            retain: true,
+        });
+        self.outbox.push_back(Out::Disconnect);
+        Flow::Continue
+    }
+
+    fn finish(&mut self) {
+        self.health.set_mqtt("stopped", None);
+        if self.connected {
+            info!("Disconnected from the MQTT broker.");
+        }
+        if let Some(done) = self.closing.as_mut().and_then(|c| c.done.take()) {
+            let _ = done.send(());
+        }
+    }
+
+    fn drop_consumer(&mut self) {
+        // Unacknowledged: the broker delivers them again on the next session.
+        self.consumer_gone = true;
+        self.deliver.clear();
+    }
+
+    fn event(&mut self, event: Event) -> Flow {
+        match event {
+            Event::Incoming(Packet::ConnAck(c)) => self.connected(c.session_present),
+            Event::Incoming(Packet::Publish(p)) => self.inbound(p),
+            Event::Incoming(Packet::SubAck(s))
+                if s.return_codes
+                    .iter()
+                    .any(|c| matches!(c, SubscribeReasonCode::Failure)) =>
+            {
+                let filters: Vec<String> = self
+                    .settings
+                    .subscriptions
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                error!(topic = %filters.join(" "), "The broker refused a subscription (check its ACL for this client); inbound messages on it will not arrive.");
+                self.health.set_mqtt(
+                    "connected",
+                    Some("the broker refused a subscription".into()),
+                );
+            }
+            Event::Outgoing(Outgoing::Disconnect) if self.closing.is_some() => {
+                return Flow::Stop;
+            }
+            _ => {}
+        }
+        Flow::Continue
+    }
+
+    fn connected(&mut self, session_present: bool) {
+        self.connected = true;
+        self.acks.new_connection();
+        self.backoff.reset();
+        if self.attempts > 0 {
+            info!(endpoint = %self.settings.mqtt.endpoint, session_present, attempt = self.attempts, "Reconnected to the MQTT broker.");
+        } else {
+            info!(endpoint = %self.settings.mqtt.endpoint, session_present, "Connected to the MQTT broker.");
+        }
+        self.attempts = 0;
+        self.health.set_mqtt("connected", None);
+        // Subscribe first, then say online: a device that waits for `online` finds the agent
+        // listening.
+        let online = Status {
+            state: "online",
+            agent_version: &self.settings.agent_version,
+            config_version: self.settings.config_version,
+            at: clock::now(),
+            reason: None,
+        };
+        self.outbox.push_front(Out::Publish {
+            topic: self.settings.status_topic().to_string(),
+            payload: online.to_json(),
+            qos: QoS::AtLeastOnce,
+            retain: true,
+        });
+        if !self.settings.subscriptions.is_empty() {
+            let filters = self
+                .settings
+                .subscriptions
+                .iter()
+                .map(|f| SubscribeFilter::new(f.to_string(), QoS::AtLeastOnce))
+                .collect();
+            self.outbox.push_front(Out::Subscribe(filters));
+        }
+    }
+
+    /// An inbound publish: queue it for the consumer. Subscriptions are QoS 1 at most, so the
+    /// broker never sends QoS 2.
+    fn inbound(&mut self, p: Publish) {
+        let pkid = if p.qos == QoS::AtMostOnce { 0 } else { p.pkid };
+        let ack = self.acks.receive(pkid);
+        let topic = match Topic::parse(&p.topic) {
+            Ok(t) => t,
+            Err(e) => {
+                warn!(topic = %escape_bounded(p.topic.as_bytes(), 256), error = %e, "Ignoring a message on a topic outside the tallyman scheme.");
+                self.ack(ack);
+                return;
+            }
+        };
+        if self.consumer_gone {
+            debug!(topic = %topic, "No consumer for inbound messages; left unacknowledged.");
+            return;
+        }
+        if pkid == 0 && self.deliver.len() >= QOS0_BACKLOG {
+            self.dropped_qos0 += 1;
+            if self.dropped_qos0.is_power_of_two() {
+                warn!(topic = %topic, dropped = self.dropped_qos0, "Inbound QoS 0 messages arrive faster than they are handled; dropping (publish with QoS 1 to be acknowledged).");
+            }
+            return;
+        }
+        self.deliver.push_back(Inbound {
+            topic,
+            payload: p.payload.to_vec(),
+            redelivered: p.dup,
+            ack,
+        });
+    }
+
+    fn connection_lost(&mut self, e: &ConnectionError) {
+        let was_connected = self.connected;
+        self.connected = false;
+        // PUBACKs for this connection's messages are void now; the broker redelivers them.
+        self.acks.new_connection();
+        self.outbox
+            .retain(|o| matches!(o, Out::Publish { .. } | Out::Disconnect));
+        let (reason, operator) = describe(e, &self.settings);
+        let failure = if was_connected {
+            self.attempts = 0;
+            Failure::Lost
+        } else if operator {
+            Failure::Refused
+        } else {
+            Failure::Failed
+        };
+        self.attempt_failed(reason, failure);
+    }
+
+    /// Record a failed or lost connection: health, a log line with the reason and the delay.
+    fn attempt_failed(&mut self, reason: String, failure: Failure) {
+        self.attempts = self.attempts.saturating_add(1);
+        self.next_delay = self.backoff.next();
+        let retry_in_ms = u64::try_from(self.next_delay.as_millis()).unwrap_or(u64::MAX);
+        self.health.set_mqtt("disconnected", Some(reason.clone()));
+        let endpoint = &self.settings.mqtt.endpoint;
+        let attempt = self.attempts;
+        if self.closing.is_some() {
+            debug!(endpoint = %endpoint, error = %reason, "MQTT connection ended while closing.");
+            return;
+        }
+        match failure {
+            Failure::Setup => {
+                error!(endpoint = %endpoint, attempt, retry_in_ms, error = %reason, "Cannot set up the MQTT connection; will retry.");
+            }
+            Failure::Refused => {
+                error!(endpoint = %endpoint, attempt, retry_in_ms, error = %reason, "MQTT connection refused; will retry.");
+            }
+            Failure::Failed => {
+                warn!(endpoint = %endpoint, attempt, retry_in_ms, error = %reason, "MQTT connection failed; will retry.");
+            }
+            Failure::Lost => {
+                warn!(endpoint = %endpoint, retry_in_ms, error = %reason, "Lost the MQTT connection; reconnecting.");
+            }
+        }
+    }
+
+    /// Sleep the backoff delay while still serving commands and the consumer.
+    async fn wait_backoff(&mut self, io: &mut Channels) -> Flow {
+        let until = Instant::now() + self.next_delay;
+        loop {
+            self.flush_outbox();
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => return Flow::Continue,
+                cmd = io.commands.recv(), if self.outbox.is_empty() && self.closing.is_none() => {
+                    if self.command(cmd) == Flow::Stop {
+                        return Flow::Stop;
+                    }
+                }
+                permit = io.inbound.reserve(), if !self.deliver.is_empty() && !self.consumer_gone => {
+                    match permit {
+                        Ok(p) => {
+                            if let Some(m) = self.deliver.pop_front() {
+                                p.send(m);
+                            }
+                        }
+                        Err(_) => self.drop_consumer(),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A connection error in words, and whether an operator must act (TLS trust, credentials,
+/// authorisation) rather than wait for the network.
+fn describe(e: &ConnectionError, s: &Settings) -> (String, bool) {
+    let endpoint = &s.mqtt.endpoint;
+    if let Some(r) = tls::find_rustls(e) {
+        let ca = match &s.mqtt.ca_file {
+            Some(p) => format!("the CA bundle {}", p.display()),
+            None => "the system's trust store".to_owned(),
+        };
+        return (tls::explain(r, &ca, s.mqtt.client_cert.is_some()), true);
+    }
+    match e {
+        ConnectionError::ConnectionRefused(code) => {
+            let why = match code {
+                ConnectReturnCode::BadUserNamePassword => {
+                    "the broker refused the user name or password".to_owned()
+                }
+                ConnectReturnCode::NotAuthorized => {
+                    "the broker refused the connection: not authorised (check the credentials, \
+                     the client certificate and the broker's access rules)"
+                        .to_owned()
+                }
+                ConnectReturnCode::BadClientId => {
+                    format!("the broker refused the client id `{}`", s.mqtt.client_id)
+                }
+                ConnectReturnCode::RefusedProtocolVersion => {
+                    "the broker refused MQTT 3.1.1".to_owned()
+                }
+                ConnectReturnCode::ServiceUnavailable => {
+                    return ("the broker is unavailable".to_owned(), false);
+                }
+                ConnectReturnCode::Success => "the broker refused the connection".to_owned(),
+            };
+            (why, true)
+        }
+        ConnectionError::NetworkTimeout => (
+            format!("no answer from {endpoint} within the connection timeout"),
+            false,
+        ),
+        ConnectionError::Io(io) | ConnectionError::MqttState(StateError::Io(io)) => {
+            (io_reason(io, s), false)
+        }
+        ConnectionError::Tls(rumqttc::TlsError::Io(io)) => (io_reason(io, s), false),
+        ConnectionError::Tls(rumqttc::TlsError::DNSName(_)) => (
+            format!(
+                "`{}` is not a valid TLS server name for the endpoint",
+                endpoint.host
+            ),
+            true,
+        ),
+        ConnectionError::MqttState(StateError::AwaitPingResp) => (
+            "the broker did not answer a ping within the keep-alive: the connection is dead"
+                .to_owned(),
+            false,
+        ),
+        ConnectionError::MqttState(StateError::ConnectionAborted) => {
+            ("the broker closed the connection".to_owned(), false)
+        }
+        ConnectionError::MqttState(StateError::Deserialization(
+            rumqttc::Error::PayloadSizeLimitExceeded(n),
+        )) => (
+            format!(
+                "the broker sent a packet of {n} bytes, over the {MAX_PACKET_BYTES}-byte limit \
+                 (set message_size_limit on the broker)"
+            ),
+            true,
+        ),
+        other => (other.to_string(), false),
+    }
+}
+
+fn io_reason(io: &std::io::Error, s: &Settings) -> String {
+    use std::io::ErrorKind as K;
+    let endpoint = &s.mqtt.endpoint;
+    match io.kind() {
+        K::ConnectionRefused => format!("nothing accepts connections at {endpoint} ({io})"),
+        K::UnexpectedEof | K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => {
+            if endpoint.tls && s.mqtt.client_cert.is_none() {
+                format!(
+                    "the broker closed the connection ({io}); a broker that requires a client \
+                     certificate does this when none is sent"
+                )
+            } else {
+                format!("the broker closed the connection ({io})")
+            }
+        }
+        _ => format!("{endpoint}: {io}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_jitter_up_to_the_cap() {
+        let mut b = Backoff::new();
+        let first = b.next();
+        assert!(
+            first >= BACKOFF_INITIAL / 2 && first <= BACKOFF_INITIAL,
+            "{first:?}"
+        );
+        let mut last = Duration::ZERO;
+        for _ in 0..40 {
+            last = b.next();
+            assert!(last <= BACKOFF_MAX);
+        }
+        assert!(last >= BACKOFF_MAX / 2, "{last:?}");
+        b.reset();
+        assert!(b.next() <= BACKOFF_INITIAL);
+    }
+}

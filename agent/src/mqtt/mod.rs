@@ -1,0 +1,264 @@
+//! The one MQTT connection to the central broker (PRODUCT §6): inbound messages for the
+//! sources, the agent's own messages (status, `in/rejected`, feedback), and later the hub sink,
+//! remote configuration, commands and health.
+//!
+//! # Design
+//!
+//! * **One task owns the rumqttc `EventLoop`** (`connection.rs`) together with the
+//!   `AsyncClient` and all per-connection state. Nobody else holds the client: callers talk
+//!   to the task through a command channel ([`MqttHandle`]), so whatever must happen in the
+//!   order rumqttc sees it (packet ids of publishes, PUBACKs of inbound messages in receive
+//!   order, the hub sink's correlation of its publishes with their PUBACKs, stack.md §3
+//!   guidance 2) happens in that one task. The event loop's `poll` future is never cancelled
+//!   mid-way (rumqttc's poll is not cancel-safe: a request it took could be lost); commands and
+//!   inbound delivery are served *while* a poll is pending.
+//! * **Persistent session**: `clean_session = false` with the configured stable client id, so
+//!   the broker keeps inbound QoS 1 messages for the agent while it is down or restarting.
+//! * **Manual acks**: an inbound QoS 1 message is PUBACKed only when its consumer hands back
+//!   its [`Ack`] (for the mqtt source: once the event is durable or the message was answered on
+//!   `in/rejected`). PUBACKs go out in receive order, and never on another connection than the
+//!   one the message came on (see `acks.rs`).
+//! * **Reconnect** with exponential backoff and jitter (from [`BACKOFF_INITIAL`] up to
+//!   [`BACKOFF_MAX`]); the loop keeps polling after every error. After every CONNACK, even with
+//!   a session present, the agent subscribes again (one SUBSCRIBE with every filter: few
+//!   subscriptions, rumqttc#1057) and publishes its retained `status` `online`.
+//! * **Status and last will**: `status` (retained, QoS 1) is
+//!   `{"state":"online"|"offline","agent_version":…,"config_version":…,"at":…,"reason":…}`;
+//!   the last will is the `offline` document with reason `connection_lost` and `at` = when
+//!   that connection was made; [`Connection::close`] publishes `offline` with reason `stopped`
+//!   and disconnects cleanly (so the broker drops the will).
+//! * **TLS** (`mqtts://`): rustls on ring (`tls.rs`). The CA bundle, client certificate, key
+//!   and password file are read at every connection attempt: rotating them needs no restart,
+//!   and an unreadable file is an error of that attempt (logged, in health, retried), not a
+//!   crash.
+//! * **Bounds**: packets up to [`MAX_PACKET_BYTES`] are read (the application limits of the
+//!   sources are far below, so an oversize payload is answered instead of breaking the
+//!   connection; a broker should enforce `message_size_limit` for anything larger); bounded
+//!   command and inbound channels; inbound QoS 1 messages waiting for the consumer are bounded
+//!   by the broker's in-flight window (they are not acknowledged yet); QoS 0 ones beyond
+//!   [`QOS0_BACKLOG`] are dropped and counted.
+//!
+//! Messages the agent publishes itself are at-most-once across a lost session: rumqttc drops
+//! unacknowledged publishes when the broker has no session (stack.md §3). `status` is published
+//! again at every connection; answers on `in/rejected` and `feedback/…` are best effort.
+
+mod acks;
+mod connection;
+pub mod tls;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tallyman_config::Config;
+use tallyman_protocol::event::{FacilityId, GatewayId, Timestamp};
+use tallyman_protocol::topic::{Filter, Topic};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::health::Registry;
+
+pub use acks::Ack;
+pub use rumqttc::QoS;
+
+/// Largest MQTT packet read or written. Application limits are lower (see
+/// `sources::mqtt`); this only keeps an oversize message from breaking the connection.
+pub const MAX_PACKET_BYTES: usize = 16 * 1024 * 1024;
+/// Commands (publishes, acks) waiting for the connection task.
+pub const COMMAND_QUEUE: usize = 256;
+/// Requests waiting inside rumqttc (its request channel).
+pub const REQUEST_QUEUE: usize = 1024;
+/// Inbound messages waiting for their consumer.
+pub const INBOUND_QUEUE: usize = 256;
+/// Inbound QoS 0 messages held for a slow consumer before new ones are dropped.
+pub const QOS0_BACKLOG: usize = 1024;
+/// The agent's own QoS 1 publishes awaiting their PUBACK.
+pub const OUTGOING_INFLIGHT: u16 = 20;
+/// First reconnect delay; doubles per failed attempt, with jitter.
+pub const BACKOFF_INITIAL: Duration = Duration::from_millis(500);
+/// Longest reconnect delay.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// How long [`Connection::close`] may take to publish `offline` and disconnect.
+pub const CLOSE_GRACE: Duration = Duration::from_secs(3);
+
+/// What the connection needs to know.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub mqtt: tallyman_config::Mqtt,
+    pub facility: FacilityId,
+    pub gateway: GatewayId,
+    /// Reported in `status`.
+    pub agent_version: String,
+    /// The running configuration's version, reported in `status` (none until pushed
+    /// configuration exists).
+    pub config_version: Option<u64>,
+    /// Subscribed (QoS 1) after every CONNACK: only the topics someone handles.
+    pub subscriptions: Vec<Filter>,
+}
+
+impl Settings {
+    /// The settings of `config`'s `[mqtt]` section (none without one), subscribing to nothing
+    /// yet.
+    pub fn from_config(config: &Config) -> Option<Settings> {
+        Some(Settings {
+            mqtt: config.mqtt.clone()?,
+            facility: config.agent.facility.clone(),
+            gateway: config.agent.gateway.clone(),
+            agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+            config_version: None,
+            subscriptions: Vec::new(),
+        })
+    }
+
+    /// This gateway's retained `status` topic.
+    pub fn status_topic(&self) -> Topic {
+        Topic::Status {
+            facility: self.facility.clone(),
+            gateway: self.gateway.clone(),
+        }
+    }
+}
+
+/// The retained `status` document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Status<'a> {
+    /// `online` or `offline`.
+    pub state: &'static str,
+    pub agent_version: &'a str,
+    pub config_version: Option<u64>,
+    /// When the agent published it; for the last will, when that connection was made.
+    pub at: Timestamp,
+    /// Why offline: `connection_lost` (the last will) or `stopped`; null when online.
+    pub reason: Option<&'static str>,
+}
+
+impl Status<'_> {
+    pub fn to_json(&self) -> Vec<u8> {
+        // A struct of strings, numbers and a timestamp always serialises.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// One inbound message on a subscribed topic of the scheme.
+#[derive(Debug)]
+pub struct Inbound {
+    pub topic: Topic,
+    pub payload: Vec<u8>,
+    /// The broker marked it as a redelivery (DUP).
+    pub redelivered: bool,
+    /// Hand back through [`MqttHandle::ack`] when done: a QoS 1 message is PUBACKed then.
+    pub ack: Ack,
+}
+
+/// The connection task is gone (closed, or the agent is stopping).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the MQTT connection is closed")]
+pub struct Closed;
+
+/// What callers send the connection task.
+#[derive(Debug)]
+enum Command {
+    Publish {
+        topic: String,
+        payload: Vec<u8>,
+        qos: QoS,
+        retain: bool,
+    },
+    Ack(Ack),
+    Close {
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// A cheap, cloneable way to use the connection: publish the agent's own messages, acknowledge
+/// inbound ones.
+#[derive(Debug, Clone)]
+pub struct MqttHandle {
+    commands: mpsc::Sender<Command>,
+}
+
+impl MqttHandle {
+    /// Queue a publish. Resolves once the connection task took it (not when the broker has
+    /// it): for the agent's own messages, not for events that must be delivered.
+    pub async fn publish(
+        &self,
+        topic: &Topic,
+        payload: Vec<u8>,
+        qos: QoS,
+        retain: bool,
+    ) -> Result<(), Closed> {
+        self.commands
+            .send(Command::Publish {
+                topic: topic.to_string(),
+                payload,
+                qos,
+                retain,
+            })
+            .await
+            .map_err(|_| Closed)
+    }
+
+    /// The consumer is done with an inbound message: PUBACK it (in receive order, on the
+    /// connection it came on; see [`Ack`]). Nothing happens once the connection is closed.
+    pub async fn ack(&self, ack: Ack) {
+        if ack.needs_puback() {
+            // Closed: the message stays unacknowledged and the broker delivers it again.
+            let _ = self.commands.send(Command::Ack(ack)).await;
+        }
+    }
+}
+
+/// The running connection: its task and a handle.
+#[derive(Debug)]
+pub struct Connection {
+    handle: MqttHandle,
+    task: JoinHandle<()>,
+}
+
+impl Connection {
+    /// Start the connection task (it connects, and reconnects, on its own). Inbound messages
+    /// arrive on the returned receiver; dropping it leaves them unacknowledged.
+    pub fn start(
+        settings: Settings,
+        health: Arc<Registry>,
+    ) -> (Connection, mpsc::Receiver<Inbound>) {
+        let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
+        let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
+        let task = tokio::spawn(connection::run(settings, health, commands_rx, inbound_tx));
+        (
+            Connection {
+                handle: MqttHandle {
+                    commands: commands_tx,
+                },
+                task,
+            },
+            inbound_rx,
+        )
+    }
+
+    pub fn handle(&self) -> MqttHandle {
+        self.handle.clone()
+    }
+
+    /// Publish `offline` (retained), disconnect cleanly and wait for the task; bounded by
+    /// [`CLOSE_GRACE`]. Acks and publishes queued before are sent first.
+    pub async fn close(self) {
+        let (done, wait) = oneshot::channel();
+        if self
+            .handle
+            .commands
+            .send(Command::Close { done })
+            .await
+            .is_ok()
+        {
+            // The task answers, or ends, within its grace.
+            let _ = tokio::time::timeout(CLOSE_GRACE + Duration::from_secs(1), wait).await;
+        }
+        drop(self.handle);
+        match tokio::time::timeout(Duration::from_secs(1), self.task).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "The MQTT connection task failed."),
+            Err(_) => tracing::warn!("The MQTT connection task did not stop in time."),
+        }
+    }
+}
