@@ -21,7 +21,9 @@ pub fn init(format: Format, filter: &str) {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colours only on a terminal: journald and log files get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     // An error means a subscriber is already installed (tests); keep that one.
     let _ = match format {
         Format::Text => builder.with_target(false).try_init(),

@@ -121,14 +121,22 @@ pub async fn drive<M: Machine, R: Respond>(
             // No session to reopen: report success now; the feedback waits for durability.
             machine.committed(true);
             let spool = spool.clone();
-            pending.push_back(Box::pin(async move {
+            let ids: Vec<EventId> = step.events.iter().map(|e| e.id()).collect();
+            let lost_ids = ids.clone();
+            let if_lost = step.refused("the append task stopped");
+            // A task of its own, so that this append runs while later frames are read and
+            // their appends join the same group commit; answers still leave in frame order.
+            let task = tokio::spawn(async move {
                 match super::store(&spool, step.events.clone()).await {
                     Ok(()) => (step.feedback, Vec::new()),
-                    Err(why) => (
-                        why.feedback(&step),
-                        step.events.iter().map(|e| e.id()).collect(),
-                    ),
+                    Err(why) => (why.feedback(&step), ids),
                 }
+            });
+            pending.push_back(Box::pin(async move {
+                task.await.unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "An append task failed.");
+                    (if_lost, lost_ids)
+                })
             }));
         } else {
             // Earlier frames are answered first: feedback stays in frame order.
@@ -229,5 +237,89 @@ pub async fn sleep_until(deadline: Option<Timestamp>) {
             .await;
         }
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::time::Duration;
+
+    use tallyman_protocol::event::{FacilityId, GatewayId, Location, SourceName, Uom};
+
+    use super::*;
+    use crate::health::Registry;
+    use crate::spool::SpoolOptions;
+    use crate::workflow::{Settings, Workflow, WorkflowKind};
+
+    /// Collects feedback in order.
+    struct Collect(mpsc::UnboundedSender<Feedback>);
+
+    impl Respond for Collect {
+        async fn respond(&mut self, feedback: &Feedback) -> bool {
+            self.0.send(feedback.clone()).is_ok()
+        }
+    }
+
+    fn consume_workflow() -> Workflow {
+        let mut settings = Settings::new(
+            FacilityId::new("north").unwrap(),
+            GatewayId::new("gw-1").unwrap(),
+            SourceName::new("cabinet").unwrap(),
+            Uom::new("Units").unwrap(),
+        );
+        settings.workflow = WorkflowKind::Consume;
+        settings.location = Some(Location::new("WH/Stock").unwrap());
+        Workflow::new(settings)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pipelined_appends_share_group_commits_and_answer_in_frame_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = SpoolOptions::new(dir.path().join("spool"), vec!["out".into()]);
+        options.commit_window = Duration::from_millis(5);
+        let (spool, _) = crate::spool::Spool::open(options).unwrap();
+        let (frames_tx, frames_rx) = mpsc::channel(FRAME_QUEUE);
+        let (fb_tx, mut fb_rx) = mpsc::unbounded_channel();
+        let (_trigger, shutdown) = crate::shutdown::channel();
+        let health = Registry::new().source("cabinet", "stdin");
+        let driver = tokio::spawn(drive(
+            consume_workflow(),
+            spool.clone(),
+            frames_rx,
+            Collect(fb_tx),
+            health,
+            shutdown,
+        ));
+        const N: usize = 400;
+        for i in 0..N {
+            let scan = format!("01095011010209171730123121Q{i:07}");
+            frames_tx
+                .send(Frame::Scan(scan.into_bytes()))
+                .await
+                .unwrap();
+        }
+        drop(frames_tx);
+        let mut answers = Vec::new();
+        while let Some(fb) = fb_rx.recv().await {
+            answers.push(fb);
+        }
+        driver.await.unwrap();
+        assert_eq!(answers.len(), N);
+        for (i, fb) in answers.iter().enumerate() {
+            assert_eq!(fb.result, FeedbackResult::Accepted, "{fb:?}");
+            let want = format!("Q{i:07}");
+            assert!(fb.scan.as_deref().unwrap().ends_with(&want), "in order");
+        }
+        let stats = spool.stats();
+        assert_eq!(stats.events_stored, N as u64);
+        // One append at a time would be one commit per event.
+        assert!(
+            stats.commits * 4 <= N as u64,
+            "{} commits for {N} events: appends did not overlap",
+            stats.commits
+        );
+        spool.close().await.unwrap();
     }
 }
