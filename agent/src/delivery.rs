@@ -22,6 +22,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use crate::backoff::{self, Backoff};
 use crate::shutdown::Shutdown;
 use crate::sinks::{Outcome, Sink};
 
@@ -73,51 +74,6 @@ pub struct SinkSettings {
     pub shutdown_grace: Duration,
 }
 
-/// The longest wait a sink's own `Retry-After` can impose.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
-
-/// Exponential backoff with "equal jitter": attempt n waits between half and all of
-/// `min(max, initial × 2^(n-1))`.
-#[derive(Debug)]
-pub(crate) struct Backoff {
-    initial: Duration,
-    max: Duration,
-    failures: u32,
-    rng: u64,
-}
-
-impl Backoff {
-    pub(crate) fn new(initial: Duration, max: Duration, seed: u64) -> Backoff {
-        Backoff {
-            initial,
-            max: max.max(initial),
-            failures: 0,
-            rng: seed | 1,
-        }
-    }
-
-    pub(crate) fn reset(&mut self) {
-        self.failures = 0;
-    }
-
-    /// The wait before the next attempt.
-    pub(crate) fn next(&mut self, after: Option<Duration>) -> Duration {
-        self.failures = self.failures.saturating_add(1);
-        if let Some(after) = after {
-            return after.min(MAX_RETRY_AFTER);
-        }
-        let shift = (self.failures - 1).min(30);
-        let base = self.initial.saturating_mul(1u32 << shift).min(self.max);
-        let half = base / 2;
-        // xorshift64: jitter only, not security.
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        let frac = (self.rng % 1_000_001) as f64 / 1_000_000.0;
-        half + half.mul_f64(frac)
-    }
-}
-
 /// Per-event attempt bookkeeping, for dead letters.
 #[derive(Debug, Clone)]
 struct Attempts {
@@ -134,8 +90,7 @@ pub async fn run_sink(
     mut shutdown: Shutdown,
 ) {
     let name = settings.name.clone();
-    let seed = u64::from_le_bytes(random_bytes());
-    let mut backoff = Backoff::new(settings.retry_initial, settings.retry_max, seed);
+    let mut backoff = Backoff::new(settings.retry_initial, settings.retry_max, backoff::seed());
     let mut attempts: HashMap<u64, Attempts> = HashMap::new();
     let mut changes = backlog.subscribe();
     info!(sink = %name, "Sink started.");
@@ -274,7 +229,7 @@ pub async fn run_sink(
             None => backoff.reset(),
             Some((after, error)) => {
                 let wait = backoff.next(after);
-                warn!(sink = %name, attempt = backoff.failures, error = %error, wait_ms = wait.as_millis() as u64, "Delivery failed; will retry.");
+                warn!(sink = %name, attempt = backoff.failures(), error = %error, wait_ms = wait.as_millis() as u64, "Delivery failed; will retry.");
                 if pause(wait, &mut shutdown).await {
                     break;
                 }
@@ -300,13 +255,6 @@ async fn pause(d: Duration, shutdown: &mut Shutdown) -> bool {
         _ = tokio::time::sleep_until(until) => false,
         _ = shutdown.wait() => true,
     }
-}
-
-pub(crate) fn random_bytes() -> [u8; 8] {
-    let mut b = [0u8; 8];
-    // Without the OS generator the jitter is merely less random; delivery still works.
-    let _ = getrandom::fill(&mut b);
-    b
 }
 
 /// The spool is the production backlog.

@@ -4,6 +4,7 @@
 //! `spool` is the durable store (the only user of sled); `workflow` turns scans into events
 //! (pure state machines).
 
+pub mod backoff;
 pub mod cli;
 pub mod clock;
 pub mod config_cmd;

@@ -39,6 +39,7 @@ use super::{
     BACKOFF_INITIAL, BACKOFF_MAX, CLOSE_GRACE, Command, Inbound, MAX_PACKET_BYTES,
     OUTGOING_INFLIGHT, QOS0_BACKLOG, REQUEST_QUEUE, Settings, Status, tls,
 };
+use crate::backoff::{self, Backoff};
 use crate::clock;
 use crate::health::Registry;
 
@@ -82,44 +83,6 @@ enum Out {
 struct Closing {
     deadline: Instant,
     done: Option<oneshot::Sender<()>>,
-}
-
-/// Exponential backoff with "equal jitter": attempt n waits between half and all of
-/// `min(max, initial × 2^(n-1))`.
-#[derive(Debug)]
-struct Backoff {
-    failures: u32,
-    rng: u64,
-}
-
-impl Backoff {
-    fn new() -> Backoff {
-        let mut seed = [0u8; 8];
-        // Jitter only: a clock-based seed is good enough if the OS has no randomness.
-        if getrandom::fill(&mut seed).is_err() {
-            seed = clock::now().unix_millis().to_le_bytes();
-        }
-        Backoff {
-            failures: 0,
-            rng: u64::from_le_bytes(seed) | 1,
-        }
-    }
-
-    fn reset(&mut self) {
-        self.failures = 0;
-    }
-
-    fn next(&mut self) -> Duration {
-        let exp = BACKOFF_INITIAL.saturating_mul(1u32 << self.failures.min(16));
-        self.failures = self.failures.saturating_add(1);
-        let full = exp.min(BACKOFF_MAX);
-        let half = full / 2;
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        let frac = (self.rng % 1_000_001) as f64 / 1_000_000.0;
-        half + half.mul_f64(frac)
-    }
 }
 
 /// The channel ends, apart from the state so that a pending receive or reserve can be
@@ -168,7 +131,7 @@ pub(super) async fn run(
         consumer_gone: false,
         connected: false,
         closing: None,
-        backoff: Backoff::new(),
+        backoff: Backoff::new(BACKOFF_INITIAL, BACKOFF_MAX, backoff::seed()),
         attempts: 0,
         next_delay: Duration::ZERO,
         dropped_qos0: 0,
@@ -519,7 +482,7 @@ impl Task {
     /// Record a failed or lost connection: health, a log line with the reason and the delay.
     fn attempt_failed(&mut self, reason: String, failure: Failure) {
         self.attempts = self.attempts.saturating_add(1);
-        self.next_delay = self.backoff.next();
+        self.next_delay = self.backoff.next(None);
         let retry_in_ms = u64::try_from(self.next_delay.as_millis()).unwrap_or(u64::MAX);
         self.health.set_mqtt("disconnected", Some(reason.clone()));
         let endpoint = &self.settings.mqtt.endpoint;
@@ -667,19 +630,19 @@ mod tests {
 
     #[test]
     fn backoff_grows_with_jitter_up_to_the_cap() {
-        let mut b = Backoff::new();
-        let first = b.next();
+        let mut b = Backoff::new(BACKOFF_INITIAL, BACKOFF_MAX, 7);
+        let first = b.next(None);
         assert!(
             first >= BACKOFF_INITIAL / 2 && first <= BACKOFF_INITIAL,
             "{first:?}"
         );
         let mut last = Duration::ZERO;
         for _ in 0..40 {
-            last = b.next();
+            last = b.next(None);
             assert!(last <= BACKOFF_MAX);
         }
         assert!(last >= BACKOFF_MAX / 2, "{last:?}");
         b.reset();
-        assert!(b.next() <= BACKOFF_INITIAL);
+        assert!(b.next(None) <= BACKOFF_INITIAL);
     }
 }

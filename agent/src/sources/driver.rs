@@ -120,23 +120,15 @@ pub async fn drive<M: Machine, R: Respond>(
         if pipelined && !step.events.is_empty() {
             // No session to reopen: report success now; the feedback waits for durability.
             machine.committed(true);
-            let spool = spool.clone();
             let ids: Vec<EventId> = step.events.iter().map(|e| e.id()).collect();
-            let lost_ids = ids.clone();
-            let if_lost = step.refused("the append task stopped");
-            // A task of its own, so that this append runs while later frames are read and
-            // their appends join the same group commit; answers still leave in frame order.
-            let task = tokio::spawn(async move {
-                match super::store(&spool, step.events.clone()).await {
+            // Queued now, in frame order (seqs follow the frames); durability is awaited with
+            // later frames' appends, which join the same group commit.
+            let submitted = super::submit(&spool, step.events.clone()).await;
+            pending.push_back(Box::pin(async move {
+                match super::finish(submitted).await {
                     Ok(()) => (step.feedback, Vec::new()),
                     Err(why) => (why.feedback(&step), ids),
                 }
-            });
-            pending.push_back(Box::pin(async move {
-                task.await.unwrap_or_else(|e| {
-                    tracing::error!(error = %e, "An append task failed.");
-                    (if_lost, lost_ids)
-                })
             }));
         } else {
             // Earlier frames are answered first: feedback stays in frame order.
@@ -314,6 +306,19 @@ mod tests {
         }
         let stats = spool.stats();
         assert_eq!(stats.events_stored, N as u64);
+        // Stored in frame order: seqs follow the scans.
+        let stored = spool.list(0, N).unwrap();
+        for (i, s) in stored.iter().enumerate() {
+            assert_eq!(
+                s.event.lines()[0]
+                    .serial
+                    .as_ref()
+                    .map(|x| x.as_str().to_string()),
+                Some(format!("Q{i:07}")),
+                "seq {}",
+                s.seq
+            );
+        }
         // One append at a time would be one commit per event.
         assert!(
             stats.commits * 4 <= N as u64,

@@ -7,9 +7,9 @@ pub mod mqtt;
 pub mod serial;
 pub mod stdin;
 
-use tallyman_protocol::event::Event;
+use tallyman_protocol::event::{Event, EventId};
 
-use crate::spool::{AppendError, Spool};
+use crate::spool::{AppendError, Queued, Spool};
 use crate::workflow::{Feedback, Machine, Step};
 
 /// Store the events of `step` and settle it with the workflow: the feedback to give.
@@ -57,21 +57,48 @@ impl StoreError {
 
 /// Append events; Ok once all are durable.
 pub async fn store(spool: &Spool, events: Vec<Event>) -> Result<(), StoreError> {
+    finish(submit(spool, events).await).await
+}
+
+/// Events handed to the spool, in order, and not yet known to be durable.
+pub type Submitted = Vec<(EventId, Result<Queued, AppendError>)>;
+
+/// Hand `events` to the spool in order, waiting only for room in its queue (see
+/// [`Spool::enqueue`]); [`finish`] waits until they are durable.
+pub async fn submit(spool: &Spool, events: Vec<Event>) -> Submitted {
+    let mut queued = Vec::with_capacity(events.len());
     for event in events {
         let id = event.id();
-        match spool.append(event).await {
-            Ok(accepted) => {
-                tracing::debug!(event_id = %id, seq = accepted.seq, "Event accepted.");
+        queued.push((id, spool.enqueue(event).await));
+    }
+    queued
+}
+
+/// Ok once every submitted event is durable; else why the first refused one was refused.
+pub async fn finish(submitted: Submitted) -> Result<(), StoreError> {
+    let mut result = Ok(());
+    for (id, queued) in submitted {
+        let outcome = match queued {
+            Ok(q) => q.outcome().await,
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(appended) => {
+                tracing::debug!(event_id = %id, seq = appended.seq(), "Event accepted.");
             }
             Err(AppendError::Full { .. }) => {
                 tracing::warn!(event_id = %id, "Spool full: event refused at intake.");
-                return Err(StoreError::Full);
+                if result.is_ok() {
+                    result = Err(StoreError::Full);
+                }
             }
             Err(e) => {
                 tracing::error!(event_id = %id, error = %e, "Storing an event failed.");
-                return Err(StoreError::Failed(e.to_string()));
+                if result.is_ok() {
+                    result = Err(StoreError::Failed(e.to_string()));
+                }
             }
         }
     }
-    Ok(())
+    result
 }

@@ -59,7 +59,7 @@ use crate::clock;
 use crate::health::SourceHealth;
 use crate::mqtt::{Ack, Inbound, MqttHandle, QoS};
 use crate::shutdown::Shutdown;
-use crate::spool::{AppendError, Appended, Spool};
+use crate::spool::{AppendError, Appended, Queued, Spool};
 use crate::workflow::{Feedback, FeedbackResult, Machine};
 
 /// Largest `in/events` payload (an event of 1,000 lines is far below).
@@ -516,14 +516,20 @@ impl Source {
         }
         let topic = m.topic.clone();
         let bytes = m.payload.len();
+        // Queued now, in arrival order (seqs follow the messages); durability is awaited in
+        // the store task, alongside later messages' appends.
+        let first = self.spool.enqueue_once(event.clone()).await;
         self.started(store_event(
             self.spool.clone(),
             event,
+            first,
             Arc::clone(&self.health),
             self.shutdown.clone(),
-            m.ack,
-            topic,
-            bytes,
+            Arrival {
+                ack: m.ack,
+                topic,
+                bytes,
+            },
         ));
     }
 
@@ -566,12 +572,13 @@ impl Source {
         } else if machine.pipelined() {
             // No session to reopen: report success now; the feedback waits for durability.
             machine.committed(true);
-            let spool = self.spool.clone();
             let ack = m.ack;
+            // Queued now, in arrival order; durability is awaited in the task.
+            let submitted = submit_step(&self.spool, step.events.clone(), once).await;
             self.started(async move {
-                let fb = match store_step(&spool, step.events.clone(), once).await {
+                let fb = match super::finish(submitted).await {
                     Ok(()) => step.feedback,
-                    Err(why) => step.refused(&why),
+                    Err(why) => why.feedback(&step),
                 };
                 Done {
                     ack: Some(ack),
@@ -583,14 +590,15 @@ impl Source {
             // A session: earlier messages first, then this commit, settled before the next
             // scan (a refused commit reopens the session).
             self.settle_all().await;
-            let stored = store_step(&self.spool, step.events.clone(), once).await;
+            let submitted = submit_step(&self.spool, step.events.clone(), once).await;
+            let stored = super::finish(submitted).await;
             let ok = stored.is_ok();
             if let Some(machine) = self.devices.get(&device) {
                 machine.committed(ok);
             }
             let fb = match stored {
                 Ok(()) => step.feedback,
-                Err(why) => step.refused(&why),
+                Err(why) => why.feedback(&step),
             };
             self.ready(Done {
                 ack: Some(m.ack),
@@ -615,13 +623,13 @@ impl Source {
             let fb = if step.events.is_empty() {
                 step.feedback
             } else {
-                let stored = store_step(&self.spool, step.events.clone(), false).await;
+                let stored = super::store(&self.spool, step.events.clone()).await;
                 if let Some(machine) = self.devices.get(&device) {
                     machine.committed(stored.is_ok());
                 }
                 match stored {
                     Ok(()) => step.feedback,
-                    Err(why) => step.refused(&why),
+                    Err(why) => why.feedback(&step),
                 }
             };
             self.finish(Done {
@@ -701,21 +709,34 @@ fn rejection(topic: &Topic, bytes: usize, r: Refusal) -> Rejection {
     }
 }
 
+/// An inbound message, as its answer needs it.
+struct Arrival {
+    ack: Ack,
+    topic: Topic,
+    bytes: usize,
+}
+
 /// Store an inbound event once; wait (unacknowledged) while the spool has no room.
 async fn store_event(
     spool: Spool,
     event: Event,
+    first: Result<Queued, AppendError>,
     health: Arc<SourceHealth>,
     mut shutdown: Shutdown,
-    ack: Ack,
-    topic: Topic,
-    bytes: usize,
+    arrival: Arrival,
 ) -> Done {
+    let Arrival { ack, topic, bytes } = arrival;
     let id = event.id();
     let mut delay = FULL_RETRY_INITIAL;
     let mut waiting = false;
+    let mut attempt = Some(first);
     let done = loop {
-        match spool.append_once(event.clone()).await {
+        let outcome = match attempt.take() {
+            Some(Ok(queued)) => queued.outcome().await,
+            Some(Err(e)) => Err(e),
+            None => spool.append_once(event.clone()).await,
+        };
+        match outcome {
             Ok(Appended::New(a)) => {
                 debug!(event_id = %id, seq = a.seq, "Inbound event accepted.");
                 break accepted(ack);
@@ -780,32 +801,18 @@ fn unacknowledged() -> Done {
     }
 }
 
-/// Append a step's events; Ok once all are durable. With `once`, events already stored (same
-/// id) count as stored.
-async fn store_step(spool: &Spool, events: Vec<Event>, once: bool) -> Result<(), String> {
+/// Hand a step's events to the spool in order (see [`super::submit`]). With `once`, events
+/// already stored (same id) count as stored.
+async fn submit_step(spool: &Spool, events: Vec<Event>, once: bool) -> super::Submitted {
+    if !once {
+        return super::submit(spool, events).await;
+    }
+    let mut queued = Vec::with_capacity(events.len());
     for event in events {
         let id = event.id();
-        let stored = if once {
-            spool.append_once(event).await.map(|a| match a {
-                Appended::New(a) => a.seq,
-                Appended::Duplicate { seq } => seq,
-            })
-        } else {
-            spool.append(event).await.map(|a| a.seq)
-        };
-        match stored {
-            Ok(seq) => debug!(event_id = %id, seq, "Event accepted."),
-            Err(AppendError::Full { .. }) => {
-                warn!(event_id = %id, "Spool full: event refused at intake.");
-                return Err("the gateway's storage is full".into());
-            }
-            Err(e) => {
-                error!(event_id = %id, error = %e, "Storing an event failed.");
-                return Err(format!("storing failed: {e}"));
-            }
-        }
+        queued.push((id, spool.enqueue_once(event).await));
     }
-    Ok(())
+    queued
 }
 
 /// Poll a pending message once without waiting.

@@ -199,6 +199,28 @@ pub enum Appended {
     Duplicate { seq: u64 },
 }
 
+impl Appended {
+    /// The seq the event is stored as (now or earlier).
+    pub fn seq(&self) -> u64 {
+        match self {
+            Appended::New(a) => a.seq,
+            Appended::Duplicate { seq } => *seq,
+        }
+    }
+}
+
+/// An append handed to the committer (see [`Spool::enqueue`]).
+#[derive(Debug)]
+#[must_use = "an append's outcome says whether the event is durable"]
+pub struct Queued(oneshot::Receiver<Result<Appended, AppendError>>);
+
+impl Queued {
+    /// Resolves once the event is durable (or was refused).
+    pub async fn outcome(self) -> Result<Appended, AppendError> {
+        self.0.await.map_err(|_| AppendError::Closed)?
+    }
+}
+
 /// A stored event handed to a sink.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stored {
@@ -437,7 +459,7 @@ impl Spool {
     /// Store `event` durably and give it the next seq. Resolves once the event is durable.
     pub async fn append(&self, event: Event) -> Result<Accepted, AppendError> {
         let id = event.id();
-        match self.request_append(event, false).await? {
+        match self.enqueue(event).await?.outcome().await? {
             Appended::New(accepted) => Ok(accepted),
             // Not asked to look for duplicates, so this does not happen; the event is stored.
             Appended::Duplicate { seq } => Ok(Accepted { seq, id }),
@@ -450,10 +472,23 @@ impl Spool {
     /// event, so after a crash either both are there or neither. Resolves once the event (or
     /// the earlier one it duplicates) is durable.
     pub async fn append_once(&self, event: Event) -> Result<Appended, AppendError> {
+        self.enqueue_once(event).await?.outcome().await
+    }
+
+    /// Hand `event` to the committer and return as soon as it is queued (waiting only for room
+    /// in the queue); [`Queued::outcome`] resolves once it is durable. Events one task queues
+    /// one after another get seqs in that order, while their durability is awaited together —
+    /// how a source keeps several appends in one group commit without reordering them.
+    pub async fn enqueue(&self, event: Event) -> Result<Queued, AppendError> {
+        self.request_append(event, false).await
+    }
+
+    /// [`Spool::enqueue`] with the de-duplication of [`Spool::append_once`].
+    pub async fn enqueue_once(&self, event: Event) -> Result<Queued, AppendError> {
         self.request_append(event, true).await
     }
 
-    async fn request_append(&self, event: Event, once: bool) -> Result<Appended, AppendError> {
+    async fn request_append(&self, event: Event, once: bool) -> Result<Queued, AppendError> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(AppendError::Closed);
         }
@@ -465,7 +500,7 @@ impl Spool {
             .send(Request::Append { event, once, reply })
             .await
             .map_err(|_| AppendError::Closed)?;
-        rx.await.map_err(|_| AppendError::Closed)?
+        Ok(Queued(rx))
     }
 
     /// Up to `max` events for `sink`: its replayed dead letters first, then the durable events

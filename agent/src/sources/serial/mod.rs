@@ -42,7 +42,7 @@ pub use framer::{Framer, Framing};
 pub use rate::RateLimit;
 
 use super::driver::{self, Frame, Respond};
-use crate::delivery::{Backoff, random_bytes};
+use crate::backoff::{self, Backoff};
 use crate::health::SourceHealth;
 use crate::shutdown::Shutdown;
 use crate::spool::Spool;
@@ -291,11 +291,7 @@ pub async fn read_port<O: Open>(
     let name = device.name();
     let mut framer = Framer::new(settings.framing.clone());
     let mut limit = RateLimit::new(settings.rate_limit_per_sec, Instant::now());
-    let mut backoff = Backoff::new(
-        BACKOFF_INITIAL,
-        BACKOFF_MAX,
-        u64::from_le_bytes(random_bytes()),
-    );
+    let mut backoff = Backoff::new(BACKOFF_INITIAL, BACKOFF_MAX, backoff::seed());
     let mut outage = Outage::default();
     let mut opened_before = false;
     health.set_state("opening", None);
