@@ -905,4 +905,46 @@ mod tests {
         }
         assert_eq!(parse_scan(b"{").unwrap_err().code, "invalid_json");
     }
+
+    const CODES: [&str; 8] = [
+        "too_large",
+        "invalid_json",
+        "unsupported_version",
+        "invalid_event",
+        "wrong_facility",
+        "wrong_gateway",
+        "invalid_scan",
+        "too_many_devices",
+    ];
+
+    proptest::proptest! {
+        /// Any bytes: an event of this gateway or a refusal with a known code and a reason;
+        /// never a panic.
+        #[test]
+        fn inbound_payloads_are_parsed_or_refused_with_a_code(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..2048)) {
+            let (f, g) = ids();
+            match parse_event(&bytes, &f, &g) {
+                Ok(e) => proptest::prop_assert_eq!(e.facility(), &f),
+                Err(r) => {
+                    proptest::prop_assert!(CODES.contains(&r.code));
+                    proptest::prop_assert!(!r.reason.is_empty());
+                }
+            }
+            if let Err(r) = parse_scan(&bytes) {
+                proptest::prop_assert!(CODES.contains(&r.code));
+            }
+        }
+
+        /// A valid event with one byte changed: still parsed or refused, never a panic.
+        #[test]
+        fn mutated_events_are_parsed_or_refused(at in 0usize..600, byte in proptest::num::u8::ANY) {
+            let (f, g) = ids();
+            let mut bytes = event_json("north", "gw-1", 1).into_bytes();
+            let i = at % bytes.len();
+            bytes[i] = byte;
+            if let Err(r) = parse_event(&bytes, &f, &g) {
+                proptest::prop_assert!(CODES.contains(&r.code), "{}", r.code);
+            }
+        }
+    }
 }
