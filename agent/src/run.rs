@@ -85,10 +85,16 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let (trigger, shutdown) = shutdown::channel();
     let health = Registry::new();
     let backlog: Arc<dyn Backlog> = Arc::new(spool.clone());
+    let mut sources = JoinSet::new();
+    let mqtt = spawn_mqtt(&config, &spool, &health, &shutdown, &mut sources);
     let mut sinks = JoinSet::new();
     for sink in &config.sinks {
         let target: Box<dyn Sink> = match &sink.target {
             SinkTarget::File(f) => Box::new(FileSink::new(f.path.clone())),
+            SinkTarget::Mqtt(m) => match mqtt_sink(&config, m, mqtt.as_ref(), &shutdown) {
+                Some(s) => s,
+                None => continue,
+            },
             // Refused above.
             _ => continue,
         };
@@ -108,8 +114,6 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         ));
     }
 
-    let mut sources = JoinSet::new();
-    let mqtt = spawn_mqtt(&config, &spool, &health, &shutdown, &mut sources);
     for source in &config.sources {
         if let Input::Serial(serial) = &source.input {
             spawn_serial(
@@ -239,6 +243,22 @@ fn spawn_mqtt(
     Some(connection)
 }
 
+/// The hub sink over the `[mqtt]` connection (the configuration requires `[mqtt]` for it).
+fn mqtt_sink(
+    config: &Config,
+    sink: &tallyman_config::MqttSink,
+    mqtt: Option<&crate::mqtt::Connection>,
+    shutdown: &shutdown::Shutdown,
+) -> Option<Box<dyn Sink>> {
+    Some(Box::new(crate::sinks::mqtt::MqttSink::new(
+        mqtt?.handle(),
+        sink,
+        config.agent.facility.clone(),
+        config.agent.gateway.clone(),
+        shutdown.clone(),
+    )))
+}
+
 /// Source and sink types that later releases bring are refused with a clear message rather
 /// than silently ignored.
 fn refuse_unavailable(config: &Config) -> anyhow::Result<()> {
@@ -261,8 +281,7 @@ fn refuse_unavailable(config: &Config) -> anyhow::Result<()> {
     }
     for sink in &config.sinks {
         let kind = match sink.target {
-            SinkTarget::File(_) => continue,
-            SinkTarget::Mqtt(_) => "mqtt",
+            SinkTarget::File(_) | SinkTarget::Mqtt(_) => continue,
             SinkTarget::Http(_) => "http",
             SinkTarget::Odoo(_) => "odoo",
         };
