@@ -162,7 +162,7 @@ pub(super) async fn run(
     commands: mpsc::Receiver<Command>,
     inbound: mpsc::Sender<Inbound>,
 ) {
-    let (client, mut ev) = AsyncClient::new(options(&settings), REQUEST_QUEUE);
+    let (client, mut ev) = client(&settings);
     let mut io = Channels { commands, inbound };
     let mut t = Task {
         settings,
@@ -277,6 +277,16 @@ pub(super) async fn run(
     t.finish();
 }
 
+/// A new client and event loop. `TCP_NODELAY`: a publish and its PUBACK are small packets
+/// and the hub sink waits for PUBACKs, so Nagle's algorithm would hold them back.
+fn client(s: &Settings) -> (AsyncClient, rumqttc::EventLoop) {
+    let (client, mut ev) = AsyncClient::new(options(s), REQUEST_QUEUE);
+    let mut network = ev.network_options();
+    network.set_tcp_nodelay(true);
+    ev.set_network_options(network);
+    (client, ev)
+}
+
 /// The options every connection uses; the will, TLS and credentials are refreshed before each
 /// attempt by [`Task::prepare`].
 fn options(s: &Settings) -> MqttOptions {
@@ -313,7 +323,7 @@ impl Task {
     /// Drop the client and event loop (with whatever rumqttc held) and build new ones; every
     /// outstanding publish fails and is sent again by its owner.
     fn rebuild(&mut self) -> rumqttc::EventLoop {
-        let (client, ev) = AsyncClient::new(options(&self.settings), REQUEST_QUEUE);
+        let (client, ev) = client(&self.settings);
         self.client = client;
         self.connected = false;
         self.acks.new_connection();
