@@ -101,11 +101,12 @@ batch_size = {batch}
 inflight = {inflight}
 
 [log]
-level = "info"
+level = "{level}"
 "#,
         data = data.display(),
         batch = sink.batch,
         inflight = sink.inflight,
+        level = std::env::var("TALLYMAN_BENCH_LOG").unwrap_or_else(|_| "info".into()),
     );
     let path = dir.join("tallyman.toml");
     std::fs::write(&path, text).unwrap();
