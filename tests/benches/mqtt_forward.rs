@@ -33,6 +33,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -130,6 +131,8 @@ struct Count {
 struct Subscriber {
     client: Client,
     count: Arc<Mutex<Count>>,
+    /// Set before disconnecting: the thread stops instead of reconnecting.
+    stopped: Arc<AtomicBool>,
 }
 
 impl Subscriber {
@@ -142,6 +145,8 @@ impl Subscriber {
         let (client, mut connection) = Client::new(o, 100);
         let count: Arc<Mutex<Count>> = Arc::default();
         let c = Arc::clone(&count);
+        let stopped: Arc<AtomicBool> = Arc::default();
+        let halt = Arc::clone(&stopped);
         std::thread::spawn(move || {
             for event in connection.iter() {
                 match event {
@@ -166,11 +171,16 @@ impl Subscriber {
                     }
                     Ok(Event::Incoming(Packet::SubAck(_))) => c.lock().unwrap().subacks += 1,
                     Ok(_) => {}
+                    Err(_) if halt.load(Ordering::SeqCst) => break,
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
             }
         });
-        let s = Subscriber { client, count };
+        let s = Subscriber {
+            client,
+            count,
+            stopped,
+        };
         s.client.subscribe(filter, QoS::AtLeastOnce).unwrap();
         wait("the SUBACK", Duration::from_secs(10), || {
             s.count.lock().unwrap().subacks > 0
@@ -183,6 +193,7 @@ impl Subscriber {
     }
 
     fn stop(self) {
+        self.stopped.store(true, Ordering::SeqCst);
         let _ = self.client.disconnect();
     }
 }
@@ -275,7 +286,14 @@ fn forward(port: u16, filled: &Path, n: usize, sink: Sink, round: u64) -> f64 {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     copy_dir(&filled.join("data"), dir.path());
     let cfg = config(dir.path(), port, sink);
-    let sub = Subscriber::start(port, &format!("bench-sub-b{round}"), EVENTS, n, true, false);
+    let sub = Subscriber::start(
+        port,
+        &format!("bench-sub-b{round}-{}", sink.batch),
+        EVENTS,
+        n,
+        true,
+        false,
+    );
     let start = Instant::now();
     let log = dir.path().join("agent.log");
     let agent = Agent::start(&cfg, &log);
