@@ -99,6 +99,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
             retry_initial: sink.retry.initial,
             retry_max: sink.retry.max,
             shutdown_grace: SHUTDOWN_GRACE,
+            health: health.sink(sink.name.as_str(), crate::health::sink_kind(&sink.target)),
         };
         sinks.spawn(delivery::run_sink(
             Arc::clone(&backlog),
@@ -110,6 +111,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
 
     let mut sources = JoinSet::new();
     let mqtt = spawn_mqtt(&config, &spool, &health, &shutdown, &mut sources);
+    let reporting = spawn_health(&config, &spool, &health, mqtt.as_ref(), &shutdown);
     for source in &config.sources {
         if let Input::Serial(serial) = &source.input {
             spawn_serial(
@@ -164,6 +166,8 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    // It stops at the trigger; a report being written is finished first.
+    let _ = reporting.await;
     if let Some(mqtt) = mqtt {
         mqtt.close().await;
     }
@@ -237,6 +241,24 @@ fn spawn_mqtt(
         ));
     }
     Some(connection)
+}
+
+/// Start the health task: the report every `[health] interval_secs` in `health.json`, and
+/// retained on the `health` topic when `[mqtt]` is configured.
+fn spawn_health(
+    config: &Config,
+    spool: &Spool,
+    health: &Arc<Registry>,
+    mqtt: Option<&crate::mqtt::Connection>,
+    shutdown: &shutdown::Shutdown,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(crate::health::publish::run(
+        crate::health::publish::Settings::from_config(config, None),
+        Arc::clone(health),
+        spool.clone(),
+        mqtt.map(crate::mqtt::Connection::handle),
+        shutdown.clone(),
+    ))
 }
 
 /// Source and sink types that later releases bring are refused with a clear message rather
