@@ -121,14 +121,14 @@ pub async fn run(
         if let (Some(mqtt), true) = (&mqtt, connected) {
             let payload = serde_json::to_vec(&report).unwrap_or_default();
             let publish = mqtt.publish(&settings.topic, payload, QoS::AtLeastOnce, true);
-            match tokio::time::timeout(interval, publish).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => debug!(error = %e, "Health not published."),
-                Err(_) => {
-                    debug!(
-                        "Health not published: the MQTT connection's queue stayed full for an interval."
-                    );
-                }
+            tokio::select! {
+                done = tokio::time::timeout(interval, publish) => match done {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => debug!(error = %e, "Health not published."),
+                    Err(_) => debug!("Health not published: the MQTT queue stayed full for an interval."),
+                },
+                // Never hold up shutdown for a report.
+                _ = shutdown.wait() => break,
             }
         }
     }
@@ -171,6 +171,78 @@ fn log(report: &Report, last: &mut Overall) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The first report comes one interval after start, then one per interval; shutdown
+    /// stops the task at once.
+    #[tokio::test(start_paused = true)]
+    async fn reports_come_every_interval_and_stop_at_shutdown() {
+        use std::time::Duration;
+        let dir = tempfile::tempdir().unwrap();
+        let options = crate::spool::SpoolOptions::new(dir.path().join("spool"), vec!["out".into()]);
+        let (spool, _) = Spool::open(options).unwrap();
+        let registry = Registry::new();
+        let out = registry.sink("out", "file");
+        let settings = Settings {
+            identity: Identity {
+                facility: "north".into(),
+                gateway: "gw-1".into(),
+                agent_version: "9.9.9".into(),
+                config_version: Some(7),
+                interval: Duration::from_secs(30),
+            },
+            data_dir: dir.path().to_owned(),
+            topic: Topic::Health {
+                facility: tallyman_protocol::event::FacilityId::new("north").unwrap(),
+                gateway: tallyman_protocol::event::GatewayId::new("gw-1").unwrap(),
+            },
+        };
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let task = tokio::spawn(run(settings, registry, spool.clone(), None, shutdown));
+        let file = dir.path().join(FILE_NAME);
+        let read = || -> Option<serde_json::Value> {
+            serde_json::from_slice(&std::fs::read(&file).ok()?).ok()
+        };
+
+        tokio::time::sleep(Duration::from_secs(29)).await;
+        assert!(read().is_none(), "no report before the first interval");
+        let start = tokio::time::Instant::now();
+        let first = loop {
+            if let Some(r) = read() {
+                break r;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "no report after one interval"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        assert_eq!(first["config_version"], 7);
+        assert_eq!(first["sinks"]["out"]["state"], "idle");
+        assert!(first["mqtt"].is_null());
+        // The next one replaces it an interval later.
+        let now = crate::clock::now();
+        out.delivered(&[now], now);
+        let start = tokio::time::Instant::now();
+        while read().is_some_and(|r| r["sinks"]["out"]["delivered"] == 0) {
+            assert!(
+                start.elapsed() < Duration::from_secs(35),
+                "no second report"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            start.elapsed() >= Duration::from_secs(25),
+            "{:?}",
+            start.elapsed()
+        );
+
+        trigger.fire();
+        tokio::time::timeout(Duration::from_millis(1), task)
+            .await
+            .unwrap()
+            .unwrap();
+        spool.close().await.unwrap();
+    }
 
     #[test]
     fn the_health_file_is_replaced_whole() {
