@@ -70,6 +70,8 @@ pub enum Answer {
 /// Sends one batch to the hub. The real one is [`HttpSink`]; tests script one.
 pub trait Post: Send {
     fn post(&mut self, events: &[Event]) -> impl Future<Output = Answer> + Send;
+    /// The sink's name, for the log.
+    fn name(&self) -> &str;
 }
 
 /// Deliver `batch` through `post`, splitting refused batches until the refused events are
@@ -94,7 +96,7 @@ pub async fn deliver_split<P: Post>(post: &mut P, batch: &[Event]) -> Vec<Outcom
             }
             Answer::Refused { reason } => {
                 let mid = start + part.len() / 2;
-                debug!(events = part.len(), reason = %reason, "The hub refused a batch; sending its halves on their own to find the refused events.");
+                debug!(sink = %post.name(), events = part.len(), reason = %reason, "The hub refused a batch; sending its halves on their own to find the refused events.");
                 todo.push_front((mid, end));
                 todo.push_front((start, mid));
             }
@@ -618,8 +620,8 @@ impl HttpSink {
     fn explain(&self, e: &reqwest::Error) -> String {
         if e.is_timeout() {
             return format!(
-                "no answer from the hub at {} within {} s (the hub may have the batch; it comes \
-                 again with the same Idempotency-Key)",
+                "no answer from the hub at {} within {} s (it may have taken the batch; its \
+                 events are sent again)",
                 self.endpoint,
                 self.timeout.as_secs_f64()
             );
@@ -639,8 +641,8 @@ impl HttpSink {
             );
         }
         format!(
-            "the request to the hub at {} failed before its answer arrived (it may have the \
-             batch; it comes again with the same Idempotency-Key): {}",
+            "the request to the hub at {} failed before its answer arrived (it may have taken \
+             the batch; its events are sent again): {}",
             self.endpoint,
             error_chain(e)
         )
@@ -650,6 +652,10 @@ impl HttpSink {
 impl Post for HttpSink {
     fn post(&mut self, events: &[Event]) -> impl Future<Output = Answer> + Send {
         self.post_once(events)
+    }
+
+    fn name(&self) -> &str {
+        &self.name
     }
 }
 

@@ -269,6 +269,10 @@ impl Post for Fake {
         self.posts.push((seqs, answer.clone()));
         std::future::ready(answer)
     }
+
+    fn name(&self) -> &str {
+        "fake"
+    }
 }
 
 fn run<P: Post>(post: &mut P, batch: &[Event]) -> Vec<Outcome> {
