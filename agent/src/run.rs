@@ -89,6 +89,9 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     for sink in &config.sinks {
         let target: Box<dyn Sink> = match &sink.target {
             SinkTarget::File(f) => Box::new(FileSink::new(f.path.clone())),
+            SinkTarget::Http(h) => {
+                Box::new(crate::sinks::http::HttpSink::new(sink.name.as_str(), h))
+            }
             // Refused above.
             _ => continue,
         };
@@ -283,9 +286,8 @@ fn refuse_unavailable(config: &Config) -> anyhow::Result<()> {
     }
     for sink in &config.sinks {
         let kind = match sink.target {
-            SinkTarget::File(_) => continue,
+            SinkTarget::File(_) | SinkTarget::Http(_) => continue,
             SinkTarget::Mqtt(_) => "mqtt",
-            SinkTarget::Http(_) => "http",
             SinkTarget::Odoo(_) => "odoo",
         };
         anyhow::bail!(

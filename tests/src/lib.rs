@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod broker;
+pub mod hub;
 pub mod pty;
 
 use std::path::PathBuf;
