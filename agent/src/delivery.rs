@@ -12,6 +12,8 @@
 //!   for a sink.
 //! - On shutdown the engine stops taking new batches; a delivery in flight gets until the grace
 //!   deadline, then it is abandoned (its events stay in the spool and come again after restart).
+//! - The sink's state, counters and delivery latency (capture → delivered) are kept in its
+//!   [`SinkHealth`] as outcomes are applied.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +25,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::backoff::{self, Backoff};
+use crate::health::SinkHealth;
 use crate::shutdown::Shutdown;
 use crate::sinks::{Outcome, Sink};
 
@@ -72,6 +75,8 @@ pub struct SinkSettings {
     pub retry_max: Duration,
     /// How long a delivery in flight may go on after shutdown was triggered.
     pub shutdown_grace: Duration,
+    /// Where the sink's state and counters are reported.
+    pub health: Arc<SinkHealth>,
 }
 
 /// Per-event attempt bookkeeping, for dead letters.
@@ -93,6 +98,7 @@ pub async fn run_sink(
     let mut backoff = Backoff::new(settings.retry_initial, settings.retry_max, backoff::seed());
     let mut attempts: HashMap<u64, Attempts> = HashMap::new();
     let mut changes = backlog.subscribe();
+    let health = Arc::clone(&settings.health);
     info!(sink = %name, "Sink started.");
     loop {
         if shutdown.is_triggered() {
@@ -103,6 +109,7 @@ pub async fn run_sink(
             Ok(b) => b,
             Err(e) => {
                 warn!(sink = %name, error = %e, "Reading the spool failed; will retry.");
+                health.retrying(&format!("reading the spool: {e}"));
                 if pause(backoff.next(None), &mut shutdown).await {
                     break;
                 }
@@ -110,6 +117,7 @@ pub async fn run_sink(
             }
         };
         if batch.is_empty() {
+            health.idle();
             tokio::select! {
                 _ = changes.changed() => {}
                 _ = shutdown.wait() => break,
@@ -140,6 +148,7 @@ pub async fn run_sink(
         let batch: Vec<Pending> = batch.into_iter().take(routed_len).collect();
         let events: Vec<Event> = batch.iter().map(|p| p.event.clone()).collect();
 
+        health.delivering();
         let outcomes = {
             let delivery = sink.deliver(&events);
             tokio::pin!(delivery);
@@ -159,6 +168,7 @@ pub async fn run_sink(
 
         let now = crate::clock::now();
         let mut done: Vec<u64> = Vec::new();
+        let mut captured: Vec<Timestamp> = Vec::new();
         let mut retry: Option<(Option<Duration>, String)> = None;
         for (i, pending) in batch.iter().enumerate() {
             let outcome = outcomes.get(i).cloned().unwrap_or_else(|| Outcome::Retry {
@@ -171,6 +181,7 @@ pub async fn run_sink(
                     debug!(sink = %name, event_id = %id, "Delivered.");
                     attempts.remove(&pending.seq);
                     done.push(pending.seq);
+                    captured.push(pending.event.captured_at());
                 }
                 Outcome::Rejected { reason } => {
                     if let Err(e) = flush_done(&*backlog, &name, &mut done) {
@@ -195,6 +206,7 @@ pub async fn run_sink(
                     .await;
                     match stored {
                         Ok(Ok(())) => {
+                            health.dead_lettered();
                             warn!(sink = %name, event_id = %id, reason = %reason, "Event refused by the sink; kept as a dead letter.");
                         }
                         Ok(Err(e)) => {
@@ -225,9 +237,14 @@ pub async fn run_sink(
             warn!(sink = %name, error = %e, "Moving the cursor failed; will retry.");
             retry = retry.or(Some((None, e.0)));
         }
+        health.delivered(&captured, now);
         match retry {
-            None => backoff.reset(),
+            None => {
+                backoff.reset();
+                health.succeeded();
+            }
             Some((after, error)) => {
+                health.retrying(&error);
                 let wait = backoff.next(after);
                 warn!(sink = %name, attempt = backoff.failures(), error = %error, wait_ms = wait.as_millis() as u64, "Delivery failed; will retry.");
                 if pause(wait, &mut shutdown).await {
@@ -236,6 +253,7 @@ pub async fn run_sink(
             }
         }
     }
+    health.stopped();
     info!(sink = %name, "Sink stopped.");
 }
 
@@ -444,6 +462,7 @@ mod tests {
             retry_initial: Duration::from_millis(500),
             retry_max: Duration::from_secs(8),
             shutdown_grace: Duration::from_secs(1),
+            health: crate::health::Registry::new().sink(name, "test"),
         }
     }
 
@@ -639,6 +658,41 @@ mod tests {
             .flat_map(|c| c.1.clone())
             .collect();
         assert_eq!(seen, vec![1, 3, 5]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn health_follows_the_outcomes() {
+        let backlog = MemBacklog::new(3, |_| Kind::Receipt);
+        let script = vec![
+            Outcome::Delivered,
+            Outcome::Rejected {
+                reason: "unknown product".into(),
+            },
+            Outcome::Retry {
+                after: None,
+                error: "503".into(),
+            },
+        ];
+        let (sink, _) = scripted(script, false);
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let s = settings("hub", 10);
+        let health = Arc::clone(&s.health);
+        let task = tokio::spawn(run_sink(backlog.clone(), sink, s, shutdown));
+        until(|| health.snapshot().state.state == "retrying").await;
+        until(|| health.snapshot().state.state == "idle").await;
+        let snap = health.snapshot();
+        assert_eq!(backlog.delivered_to("hub"), vec![1, 3]);
+        assert_eq!(
+            (snap.delivered, snap.dead_lettered, snap.retries),
+            (2, 1, 1)
+        );
+        assert_eq!(snap.consecutive_failures, 0);
+        assert_eq!(snap.state.last_error.as_deref(), Some("503"));
+        assert_eq!(snap.latency.count(), 2);
+        assert!(snap.last_delivered_at.is_some());
+        trigger.fire();
+        task.await.unwrap();
+        assert_eq!(health.snapshot().state.state, "stopped");
     }
 
     #[tokio::test(start_paused = true)]

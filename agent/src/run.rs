@@ -95,6 +95,9 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
                 Some(s) => s,
                 None => continue,
             },
+            SinkTarget::Http(h) => {
+                Box::new(crate::sinks::http::HttpSink::new(sink.name.as_str(), h))
+            }
             // Refused above.
             _ => continue,
         };
@@ -105,6 +108,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
             retry_initial: sink.retry.initial,
             retry_max: sink.retry.max,
             shutdown_grace: SHUTDOWN_GRACE,
+            health: health.sink(sink.name.as_str(), crate::health::sink_kind(&sink.target)),
         };
         sinks.spawn(delivery::run_sink(
             Arc::clone(&backlog),
@@ -114,6 +118,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         ));
     }
 
+    let reporting = spawn_health(&config, &spool, &health, mqtt.as_ref(), &shutdown);
     for source in &config.sources {
         if let Input::Serial(serial) = &source.input {
             spawn_serial(
@@ -168,6 +173,8 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    // It stops at the trigger; a report being written is finished first.
+    let _ = reporting.await;
     if let Some(mqtt) = mqtt {
         mqtt.close().await;
     }
@@ -259,6 +266,24 @@ fn mqtt_sink(
     )))
 }
 
+/// Start the health task: the report every `[health] interval_secs` in `health.json`, and
+/// retained on the `health` topic when `[mqtt]` is configured.
+fn spawn_health(
+    config: &Config,
+    spool: &Spool,
+    health: &Arc<Registry>,
+    mqtt: Option<&crate::mqtt::Connection>,
+    shutdown: &shutdown::Shutdown,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(crate::health::publish::run(
+        crate::health::publish::Settings::from_config(config, None),
+        Arc::clone(health),
+        spool.clone(),
+        mqtt.map(crate::mqtt::Connection::handle),
+        shutdown.clone(),
+    ))
+}
+
 /// Source and sink types that later releases bring are refused with a clear message rather
 /// than silently ignored.
 fn refuse_unavailable(config: &Config) -> anyhow::Result<()> {
@@ -281,8 +306,7 @@ fn refuse_unavailable(config: &Config) -> anyhow::Result<()> {
     }
     for sink in &config.sinks {
         let kind = match sink.target {
-            SinkTarget::File(_) | SinkTarget::Mqtt(_) => continue,
-            SinkTarget::Http(_) => "http",
+            SinkTarget::File(_) | SinkTarget::Mqtt(_) | SinkTarget::Http(_) => continue,
             SinkTarget::Odoo(_) => "odoo",
         };
         anyhow::bail!(

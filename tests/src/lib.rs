@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod broker;
+pub mod hub;
 pub mod proxy;
 pub mod pty;
 

@@ -5,6 +5,7 @@
 //! Every sink folder has the same shape: the sink type, its `deliver`, and its tests.
 
 pub mod file;
+pub mod http;
 pub mod mqtt;
 
 use std::future::Future;
