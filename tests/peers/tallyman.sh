@@ -6,8 +6,8 @@
 #   sf_scenario.sh tests/peers/tallyman.sh baseline|outage|kill9 [N]
 #
 # env: TALLYMAN_BIN       the binary (default: target/release/tallyman of this repository)
-#      TALLYMAN_BATCH     the hub sink's batch_size (default 100)
-#      TALLYMAN_INFLIGHT  the hub sink's inflight window (default 10)
+#      TALLYMAN_BATCH     the hub sink's batch_size (default: the sink's default, 1000)
+#      TALLYMAN_INFLIGHT  the hub sink's inflight window (default: the sink's default, 10)
 #
 # The hub sink publishes postcard here, not JSON: the counting subscriber takes every `seq`
 # followed by digits in a payload, and the canonical JSON also carries the spool's own `seq`
@@ -44,8 +44,8 @@ location = "WH/Stock"
 name = "hub"
 type = "mqtt"
 format = "postcard"
-batch_size = ${TALLYMAN_BATCH:-100}
-inflight = ${TALLYMAN_INFLIGHT:-10}
+${TALLYMAN_BATCH:+batch_size = $TALLYMAN_BATCH}
+${TALLYMAN_INFLIGHT:+inflight = $TALLYMAN_INFLIGHT}
 
 [log]
 level = "info"
