@@ -91,7 +91,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     for sink in &config.sinks {
         let target: Box<dyn Sink> = match &sink.target {
             SinkTarget::File(f) => Box::new(FileSink::new(f.path.clone())),
-            SinkTarget::Mqtt(m) => match mqtt_sink(&config, m, mqtt.as_ref(), &shutdown) {
+            SinkTarget::Mqtt(m) => match mqtt_sink(&config, sink, m, mqtt.as_ref(), &shutdown) {
                 Some(s) => s,
                 None => continue,
             },
@@ -253,16 +253,18 @@ fn spawn_mqtt(
 /// The hub sink over the `[mqtt]` connection (the configuration requires `[mqtt]` for it).
 fn mqtt_sink(
     config: &Config,
-    sink: &tallyman_config::MqttSink,
+    sink: &tallyman_config::Sink,
+    mqtt_sink: &tallyman_config::MqttSink,
     mqtt: Option<&crate::mqtt::Connection>,
     shutdown: &shutdown::Shutdown,
 ) -> Option<Box<dyn Sink>> {
     Some(Box::new(crate::sinks::mqtt::MqttSink::new(
         mqtt?.handle(),
-        sink,
+        mqtt_sink,
         config.agent.facility.clone(),
         config.agent.gateway.clone(),
         shutdown.clone(),
+        usize::try_from(sink.batch_size).unwrap_or(1),
     )))
 }
 

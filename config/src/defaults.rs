@@ -35,10 +35,6 @@ pub const RFID_DEDUP_WINDOW_MS: u64 = 2000;
 pub const SINK_RETRY_INITIAL_MS: u64 = 500;
 pub const SINK_RETRY_MAX_MS: u64 = 60_000;
 pub const SINK_BATCH_SIZE: u64 = 100;
-/// Larger for mqtt sinks: a broker that leaves Nagle's algorithm on (mosquitto's default) holds
-/// the last PUBACKs of every delivery back until the agent's delayed ACK, about 40 ms per
-/// delivery however small it is.
-pub const MQTT_SINK_BATCH_SIZE: u64 = 1000;
 pub const FILE_SINK_PATH: &str = "outbox.jsonl";
 pub const MQTT_SINK_INFLIGHT: u64 = 10;
 pub const HTTP_TIMEOUT_SECS: u64 = 30;

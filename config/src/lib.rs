@@ -279,12 +279,7 @@ mod tests {
         };
         for sink in &c.sinks {
             assert_eq!(sink.retry, retry);
-            let batch = if matches!(sink.target, SinkTarget::Mqtt(_)) {
-                1000
-            } else {
-                100
-            };
-            assert_eq!(sink.batch_size, batch, "{}", sink.name);
+            assert_eq!(sink.batch_size, 100);
         }
         let SinkTarget::Http(h) = &c.sinks[0].target else {
             panic!("http")

@@ -6,7 +6,7 @@
 #   sf_scenario.sh tests/peers/tallyman.sh baseline|outage|kill9 [N]
 #
 # env: TALLYMAN_BIN       the binary (default: target/release/tallyman of this repository)
-#      TALLYMAN_BATCH     the hub sink's batch_size (default: the sink's default, 1000)
+#      TALLYMAN_BATCH     the hub sink's batch_size (default: the sink's default, 100)
 #      TALLYMAN_INFLIGHT  the hub sink's inflight window (default: the sink's default, 10)
 #
 # The hub sink publishes postcard here, not JSON: the counting subscriber takes every `seq`

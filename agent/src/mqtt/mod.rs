@@ -234,6 +234,17 @@ impl std::future::Future for Delivery {
     }
 }
 
+impl Delivery {
+    /// The outcome if it is already known, without waiting.
+    pub fn ready(&mut self) -> Option<Result<(), PublishError>> {
+        match self.rx.try_recv() {
+            Ok(r) => Some(r),
+            Err(oneshot::error::TryRecvError::Empty) => None,
+            Err(oneshot::error::TryRecvError::Closed) => Some(Err(PublishError::Closed)),
+        }
+    }
+}
+
 /// The connection task's side of a [`Delivery`].
 type Reply = oneshot::Sender<Result<(), PublishError>>;
 

@@ -19,7 +19,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use tallyman_config::MqttFormat;
-use tallyman_protocol::event::{Event, FacilityId, GatewayId};
+use tallyman_protocol::event::{Event, EventId, FacilityId, GatewayId};
 use tallyman_protocol::topic::Topic;
 use tokio::time::Instant;
 
@@ -41,6 +41,10 @@ pub struct MqttSink {
     facility: FacilityId,
     gateway: GatewayId,
     shutdown: Shutdown,
+    /// The engine's batch size: a batch this long means more is probably waiting.
+    batch_max: usize,
+    /// Publishes left in flight at the end of the last batch, oldest first.
+    carried: VecDeque<(EventId, Delivery)>,
 }
 
 impl MqttSink {
@@ -50,6 +54,7 @@ impl MqttSink {
         facility: FacilityId,
         gateway: GatewayId,
         shutdown: Shutdown,
+        batch_max: usize,
     ) -> MqttSink {
         MqttSink {
             mqtt,
@@ -58,6 +63,8 @@ impl MqttSink {
             facility,
             gateway,
             shutdown,
+            batch_max: batch_max.max(1),
+            carried: VecDeque::new(),
         }
     }
 }
@@ -131,12 +138,21 @@ impl Sink for MqttSink {
         Box::pin(async move {
             let mut outcomes: Vec<Option<Outcome>> = vec![None; batch.len()];
             let mut waiting: VecDeque<(usize, Delivery)> = VecDeque::new();
+            // Publishes still in flight from the last batch: taken over, not sent again.
+            let mut carried = std::mem::take(&mut self.carried);
+            let full = batch.len() >= self.batch_max;
             let mut waiter = Waiter {
                 shutdown: &mut self.shutdown,
                 deadline: None,
             };
             let mut failed: Result<(), String> = Ok(());
             'send: for (i, event) in batch.iter().enumerate() {
+                if carried.front().is_some_and(|(id, _)| *id == event.id()) {
+                    if let Some((_, delivery)) = carried.pop_front() {
+                        waiting.push_back((i, delivery));
+                    }
+                    continue;
+                }
                 while waiting.len() >= self.window {
                     failed = settle(&mut waiter, &mut waiting, &mut outcomes).await;
                     if failed.is_err() {
@@ -163,6 +179,48 @@ impl Sink for MqttSink {
                         failed = Err(e.to_string());
                         break;
                     }
+                }
+            }
+            // Carried publishes this batch did not start with (dead letters replayed first)
+            // are let go: their events come again and are published again.
+            drop(carried);
+            if full && failed.is_ok() {
+                // More is probably waiting in the spool: settle the first event, take what
+                // is already acknowledged, and leave the rest in flight for the next batch.
+                // The next publishes then go out while these PUBACKs come in, so a broker
+                // with Nagle's algorithm on never waits for a delayed ACK at a batch's end.
+                while failed.is_ok() && waiting.front().is_some_and(|(i, _)| *i == 0) {
+                    failed = settle(&mut waiter, &mut waiting, &mut outcomes).await;
+                }
+                while failed.is_ok() {
+                    let Some((i, delivery)) = waiting.front_mut() else {
+                        break;
+                    };
+                    match delivery.ready() {
+                        None => break,
+                        Some(Ok(())) => {
+                            if let Some(o) = outcomes.get_mut(*i) {
+                                *o = Some(Outcome::Delivered);
+                            }
+                            waiting.pop_front();
+                        }
+                        Some(Err(e)) => failed = Err(e.to_string()),
+                    }
+                }
+                if failed.is_ok()
+                    && let Some(&(first, _)) = waiting.front()
+                {
+                    for o in outcomes.iter_mut().skip(first) {
+                        *o = Some(Outcome::Pending);
+                    }
+                    self.carried = waiting
+                        .into_iter()
+                        .filter_map(|(i, d)| batch.get(i).map(|e| (e.id(), d)))
+                        .collect();
+                    return outcomes
+                        .into_iter()
+                        .map(|o| o.unwrap_or(Outcome::Pending))
+                        .collect();
                 }
             }
             while failed.is_ok() && !waiting.is_empty() {

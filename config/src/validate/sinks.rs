@@ -108,12 +108,14 @@ fn sink(
     }
     let kinds = kinds(r, t);
     let retry = retry(r, t);
-    let batch_default = if ty == Some(Type::Mqtt) {
-        d::MQTT_SINK_BATCH_SIZE
-    } else {
-        d::SINK_BATCH_SIZE
-    };
-    let batch_size = int(r, t, "batch_size", batch_default, (1, 10_000), "events");
+    let batch_size = int(
+        r,
+        t,
+        "batch_size",
+        d::SINK_BATCH_SIZE,
+        (1, 10_000),
+        "events",
+    );
     let target = match ty? {
         Type::File => file(r, t, data_dir, seen).map(SinkTarget::File),
         Type::Mqtt => mqtt(r, t).map(SinkTarget::Mqtt),
