@@ -6,7 +6,8 @@
 //! - Outcomes are applied in order. `Delivered` and `Rejected` (→ dead letter) advance the
 //!   sink's cursor; the first `Retry` stops the batch: that event and everything after it are
 //!   handed to the sink again after a backoff (exponential, with jitter, capped; a sink's
-//!   `Retry-After` is honoured). Nothing is ever skipped.
+//!   `Retry-After` is honoured). The first `Pending` (still in flight at the sink) stops the
+//!   batch too, and the rest is handed again at once. Nothing is ever skipped.
 //! - Events whose kind is not routed to a sink are passed over (cursor moves) without calling it.
 //! - Sinks are independent: a sink that fails forever only delays itself. Intake never waits
 //!   for a sink.
@@ -219,6 +220,11 @@ pub async fn run_sink(
                             break;
                         }
                     }
+                }
+                Outcome::Pending if i > 0 => break,
+                Outcome::Pending => {
+                    retry = Some((None, "the sink settled nothing of the batch".into()));
+                    break;
                 }
                 Outcome::Retry { after, error } => {
                     let a = attempts.entry(pending.seq).or_insert(Attempts {
@@ -521,6 +527,51 @@ mod tests {
                 "gap {n} = {gap:?}, base {base:?}"
             );
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pending_events_are_handed_again_at_once_and_a_first_pending_is_a_retry() {
+        let backlog = MemBacklog::new(6, |_| Kind::Receipt);
+        // Batch 1..=4: two settled, two still in flight. Batch 3..=6: the first is pending
+        // (a sink settling nothing must not make the engine spin), then all delivered.
+        let script = vec![
+            Outcome::Delivered,
+            Outcome::Delivered,
+            Outcome::Pending,
+            Outcome::Pending,
+            Outcome::Pending,
+            Outcome::Pending,
+            Outcome::Pending,
+            Outcome::Pending,
+        ];
+        let (sink, calls) = scripted(script, false);
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let task = tokio::spawn(run_sink(
+            backlog.clone(),
+            sink,
+            settings("hub", 4),
+            shutdown,
+        ));
+        until(|| backlog.delivered_to("hub") == vec![1, 2, 3, 4, 5, 6]).await;
+        trigger.fire();
+        task.await.unwrap();
+
+        let calls = calls.lock().unwrap();
+        let batches: Vec<&Vec<u64>> = calls.iter().map(|c| &c.1).collect();
+        assert_eq!(
+            batches,
+            [&vec![1, 2, 3, 4], &vec![3, 4, 5, 6], &vec![3, 4, 5, 6]]
+        );
+        assert_eq!(
+            calls[1].0, calls[0].0,
+            "a pending suffix is handed again at once"
+        );
+        let gap = calls[2].0 - calls[1].0;
+        assert!(
+            gap >= Duration::from_millis(250),
+            "a first pending waits like a retry ({gap:?})"
+        );
+        assert!(backlog.dead().is_empty());
     }
 
     #[tokio::test(start_paused = true)]

@@ -85,10 +85,16 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let (trigger, shutdown) = shutdown::channel();
     let health = Registry::new();
     let backlog: Arc<dyn Backlog> = Arc::new(spool.clone());
+    let mut sources = JoinSet::new();
+    let mqtt = spawn_mqtt(&config, &spool, &health, &shutdown, &mut sources);
     let mut sinks = JoinSet::new();
     for sink in &config.sinks {
         let target: Box<dyn Sink> = match &sink.target {
             SinkTarget::File(f) => Box::new(FileSink::new(f.path.clone())),
+            SinkTarget::Mqtt(m) => match mqtt_sink(&config, sink, m, mqtt.as_ref(), &shutdown) {
+                Some(s) => s,
+                None => continue,
+            },
             SinkTarget::Http(h) => {
                 Box::new(crate::sinks::http::HttpSink::new(sink.name.as_str(), h))
             }
@@ -112,8 +118,6 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         ));
     }
 
-    let mut sources = JoinSet::new();
-    let mqtt = spawn_mqtt(&config, &spool, &health, &shutdown, &mut sources);
     let reporting = spawn_health(&config, &spool, &health, mqtt.as_ref(), &shutdown);
     for source in &config.sources {
         if let Input::Serial(serial) = &source.input {
@@ -246,6 +250,24 @@ fn spawn_mqtt(
     Some(connection)
 }
 
+/// The hub sink over the `[mqtt]` connection (the configuration requires `[mqtt]` for it).
+fn mqtt_sink(
+    config: &Config,
+    sink: &tallyman_config::Sink,
+    mqtt_sink: &tallyman_config::MqttSink,
+    mqtt: Option<&crate::mqtt::Connection>,
+    shutdown: &shutdown::Shutdown,
+) -> Option<Box<dyn Sink>> {
+    Some(Box::new(crate::sinks::mqtt::MqttSink::new(
+        mqtt?.handle(),
+        mqtt_sink,
+        config.agent.facility.clone(),
+        config.agent.gateway.clone(),
+        shutdown.clone(),
+        usize::try_from(sink.batch_size).unwrap_or(1),
+    )))
+}
+
 /// Start the health task: the report every `[health] interval_secs` in `health.json`, and
 /// retained on the `health` topic when `[mqtt]` is configured.
 fn spawn_health(
@@ -286,8 +308,7 @@ fn refuse_unavailable(config: &Config) -> anyhow::Result<()> {
     }
     for sink in &config.sinks {
         let kind = match sink.target {
-            SinkTarget::File(_) | SinkTarget::Http(_) => continue,
-            SinkTarget::Mqtt(_) => "mqtt",
+            SinkTarget::File(_) | SinkTarget::Mqtt(_) | SinkTarget::Http(_) => continue,
             SinkTarget::Odoo(_) => "odoo",
         };
         anyhow::bail!(

@@ -148,6 +148,17 @@ impl Broker {
         }
     }
 
+    /// SIGTERM the broker and wait until it exited: mosquitto writes its persistence file on
+    /// the way out, so what it acknowledged survives (SIGKILL loses what arrived since the last
+    /// autosave).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = i32::try_from(child.id()).expect("pid fits");
+            let _ = crate::agent::signal(pid, "TERM");
+            let _ = child.wait();
+        }
+    }
+
     /// Start the broker (again) on the same port with the same configuration; returns once it
     /// accepts TCP connections.
     pub fn restart(&mut self) {

@@ -15,9 +15,16 @@
 //! (never awaiting rumqttc's channel, which only the pending poll drains): while the outbox is
 //! not empty no new command is read, so the command channel pushes back on callers.
 //!
-//! Where the hub sink plugs in (next): its publishes go through the outbox like any other, and
-//! `Outgoing::Publish(pkid)` / `Incoming::PubAck` are seen in [`Task::event`], in this same
-//! task, which is what correlating them needs (stack.md §3 guidance 2).
+//! Acknowledged publishes (stack.md §3 guidance 2): every QoS 1 publish pushed into rumqttc's
+//! channel is recorded in [`Outbound`] in the same statement, in this one task, so its queue
+//! is in rumqttc's order; `Outgoing::Publish(pkid)`, `Outgoing::AwaitAck(pkid)` and
+//! `Incoming::PubAck(pkid)` are fed to it in [`Task::event`] as rumqttc reports them. When a
+//! connected poll fails, rumqttc has moved everything into its `pending` list and may still
+//! hold buffered events of the dead connection: those events are handled first (a PUBACK that
+//! arrived counts; an inbound message gets a void ack), then every publish is removed from
+//! `pending` and the parked collision is cleared, and everything unacknowledged fails
+//! ([`Task::connection_lost`]). A CONNACK without a session fails what is still mapped (nothing,
+//! after that). The watchdog ([`Task::watchdog`]) and an out-of-step report rebuild the client.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -35,9 +42,11 @@ use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
 use super::acks::{Ack, AckOrder};
+use super::outbound::Outbound;
 use super::{
     BACKOFF_INITIAL, BACKOFF_MAX, CLOSE_GRACE, Command, Inbound, MAX_PACKET_BYTES,
-    OUTGOING_INFLIGHT, QOS0_BACKLOG, REQUEST_QUEUE, Settings, Status, tls,
+    OUTGOING_INFLIGHT, PublishError, QOS0_BACKLOG, REQUEST_QUEUE, Reply, Settings, Status,
+    WATCHDOG_KEEP_ALIVES, tls,
 };
 use crate::backoff::{self, Backoff};
 use crate::clock;
@@ -48,6 +57,9 @@ use crate::health::Registry;
 enum Flow {
     Continue,
     Stop,
+    /// Drop the client and event loop and build new ones (the watchdog, or rumqttc's reports
+    /// contradict the bookkeeping).
+    Rebuild,
 }
 
 /// How a connection attempt ended, for the log.
@@ -63,6 +75,31 @@ enum Failure {
     Lost,
 }
 
+/// Who waits for a publish's PUBACK.
+#[derive(Debug)]
+enum Tag {
+    /// A hub event: its owner is told.
+    Event(Reply),
+    /// One of the agent's own messages; queued again after a lost connection if `requeue`
+    /// (not `status`, which is published anew at every connection).
+    Message { requeue: bool },
+}
+
+/// A QoS 1 publish between rumqttc's channel and its PUBACK.
+#[derive(Debug)]
+enum Tracked {
+    Event(Reply),
+    /// An own message, with what is needed to queue it again.
+    Message(Option<Resend>),
+}
+
+#[derive(Debug)]
+struct Resend {
+    topic: String,
+    payload: Vec<u8>,
+    retain: bool,
+}
+
 /// A request for rumqttc, waiting for room in its channel.
 #[derive(Debug)]
 enum Out {
@@ -71,6 +108,7 @@ enum Out {
         payload: Vec<u8>,
         qos: QoS,
         retain: bool,
+        tag: Tag,
     },
     PubAck(u16),
     Subscribe(Vec<SubscribeFilter>),
@@ -99,6 +137,11 @@ struct Task {
     health: Arc<Registry>,
     client: AsyncClient,
     acks: AckOrder,
+    /// QoS 1 publishes in rumqttc, until their PUBACK.
+    outbound: Outbound<Tracked>,
+    /// When the watchdog last saw progress: a CONNACK, a PUBACK, or the first outstanding
+    /// publish.
+    progress: Instant,
     outbox: VecDeque<Out>,
     /// Inbound messages not yet taken by the consumer.
     deliver: VecDeque<Inbound>,
@@ -119,13 +162,15 @@ pub(super) async fn run(
     commands: mpsc::Receiver<Command>,
     inbound: mpsc::Sender<Inbound>,
 ) {
-    let (client, mut ev) = AsyncClient::new(options(&settings), REQUEST_QUEUE);
+    let (client, mut ev) = client(&settings);
     let mut io = Channels { commands, inbound };
     let mut t = Task {
         settings,
         health,
         client,
         acks: AckOrder::new(),
+        outbound: Outbound::new(),
+        progress: Instant::now(),
         outbox: VecDeque::new(),
         deliver: VecDeque::new(),
         consumer_gone: false,
@@ -151,14 +196,18 @@ pub(super) async fn run(
                 continue;
             }
         }
+        // A poll on a live connection; when it fails rumqttc has moved what it held into
+        // `pending` (a poll that connects leaves its channel and `pending` alone).
+        let live = ev.network.is_some();
         let result = {
             let poll = ev.poll();
             tokio::pin!(poll);
             loop {
                 t.flush_outbox();
                 let deadline = t.closing.as_ref().map(|c| c.deadline);
+                let stuck = t.watchdog();
                 tokio::select! {
-                    r = &mut poll => break Some(r),
+                    r = &mut poll => break Some(Ok(r)),
                     cmd = io.commands.recv(), if t.outbox.is_empty() && t.closing.is_none() => {
                         if t.command(cmd) == Flow::Stop {
                             break None;
@@ -175,25 +224,67 @@ pub(super) async fn run(
                         }
                     }
                     () = sleep_until(deadline), if deadline.is_some() => break None,
+                    // Dropping the pending poll is safe here: the event loop is dropped too.
+                    () = sleep_until(stuck), if stuck.is_some() => break Some(Err(PublishError::Stalled)),
                 }
             }
         };
         let Some(result) = result else { break };
-        match result {
-            Ok(event) => {
-                if t.event(event) == Flow::Stop {
-                    break;
+        let flow = match result {
+            Ok(Ok(event)) => t.event(event),
+            Err(_stalled) => {
+                warn!(endpoint = %t.settings.mqtt.endpoint, outstanding = t.outbound.len(), keep_alives = WATCHDOG_KEEP_ALIVES, "No PUBACK from the MQTT broker for too long with publishes outstanding; rebuilding the connection.");
+                Flow::Rebuild
+            }
+            Ok(Err(e)) => {
+                if live {
+                    // Events of the dead connection first: PUBACKs that arrived count.
+                    let buffered: Vec<Event> = ev.state.events.drain(..).collect();
+                    for event in buffered {
+                        if t.event(event) == Flow::Rebuild {
+                            break;
+                        }
+                    }
+                    // rumqttc would resend these itself; they are failed and resent by their
+                    // owners instead (see the module documentation of `mqtt`).
+                    ev.pending
+                        .retain(|r| !matches!(r, rumqttc::Request::Publish(_)));
+                    ev.state.collision = None;
+                }
+                let collision =
+                    matches!(e, ConnectionError::MqttState(StateError::CollisionTimeout));
+                t.connection_lost(&e);
+                if collision {
+                    Flow::Rebuild
+                } else if t.closing.is_some() || t.wait_backoff(&mut io).await == Flow::Stop {
+                    Flow::Stop
+                } else {
+                    Flow::Continue
                 }
             }
-            Err(e) => {
-                t.connection_lost(&e);
-                if t.closing.is_some() || t.wait_backoff(&mut io).await == Flow::Stop {
+        };
+        match flow {
+            Flow::Continue => {}
+            Flow::Stop => break,
+            Flow::Rebuild => {
+                if t.closing.is_some() {
                     break;
                 }
+                ev = t.rebuild();
             }
         }
     }
     t.finish();
+}
+
+/// A new client and event loop. `TCP_NODELAY`: a publish and its PUBACK are small packets
+/// and the hub sink waits for PUBACKs, so Nagle's algorithm would hold them back.
+fn client(s: &Settings) -> (AsyncClient, rumqttc::EventLoop) {
+    let (client, mut ev) = AsyncClient::new(options(s), REQUEST_QUEUE);
+    let mut network = ev.network_options();
+    network.set_tcp_nodelay(true);
+    ev.set_network_options(network);
+    (client, ev)
 }
 
 /// The options every connection uses; the will, TLS and credentials are refreshed before each
@@ -208,7 +299,7 @@ fn options(s: &Settings) -> MqttOptions {
         .set_clean_session(false)
         .set_manual_acks(true)
         .set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES)
-        .set_inflight(OUTGOING_INFLIGHT);
+        .set_inflight(s.outgoing_inflight.max(OUTGOING_INFLIGHT));
     o
 }
 
@@ -220,6 +311,69 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 impl Task {
+    /// When the watchdog fires: connected, publishes outstanding, and no progress for
+    /// [`WATCHDOG_KEEP_ALIVES`] keep-alive intervals.
+    fn watchdog(&self) -> Option<Instant> {
+        if !self.connected || self.outbound.is_empty() || self.closing.is_some() {
+            return None;
+        }
+        Some(self.progress + self.settings.mqtt.keep_alive * WATCHDOG_KEEP_ALIVES)
+    }
+
+    /// Drop the client and event loop (with whatever rumqttc held) and build new ones; every
+    /// outstanding publish fails and is sent again by its owner.
+    fn rebuild(&mut self) -> rumqttc::EventLoop {
+        let (client, ev) = client(&self.settings);
+        self.client = client;
+        self.connected = false;
+        self.acks.new_connection();
+        self.lose(&PublishError::Stalled);
+        self.outbox
+            .retain(|o| matches!(o, Out::Publish { .. } | Out::Disconnect));
+        self.health.set_mqtt(
+            "disconnected",
+            Some("the connection made no progress; rebuilt".into()),
+        );
+        ev
+    }
+
+    /// Everything rumqttc held is gone: fail hub events, queue own messages again (in their
+    /// order, before anything queued since).
+    fn lose(&mut self, why: &PublishError) {
+        let lost = self.outbound.connection_lost();
+        self.resolve_lost(lost, why);
+    }
+
+    fn resolve_lost(&mut self, lost: Vec<Tracked>, why: &PublishError) {
+        let mut resend = Vec::new();
+        let mut events = 0usize;
+        for tracked in lost {
+            match tracked {
+                Tracked::Event(reply) => {
+                    events += 1;
+                    let _ = reply.send(Err(why.clone()));
+                }
+                Tracked::Message(Some(r)) => resend.push(r),
+                Tracked::Message(None) => {}
+            }
+        }
+        if events > 0 {
+            debug!(events, reason = %why, "Unacknowledged hub publishes failed; they are sent again.");
+        }
+        if self.closing.is_some() {
+            return;
+        }
+        for r in resend.into_iter().rev() {
+            self.outbox.push_front(Out::Publish {
+                topic: r.topic,
+                payload: r.payload,
+                qos: QoS::AtLeastOnce,
+                retain: r.retain,
+                tag: Tag::Message { requeue: true },
+            });
+        }
+    }
+
     /// What the next CONNECT carries: the will (with the time), TLS and the password, read
     /// from their files now.
     fn prepare(&self, o: &mut MqttOptions) -> Result<(), tls::TlsError> {
@@ -252,7 +406,8 @@ impl Task {
         Ok(())
     }
 
-    /// Push queued requests into rumqttc's channel while it has room.
+    /// Push queued requests into rumqttc's channel while it has room. A QoS 1 publish is
+    /// recorded in [`Outbound`] right when rumqttc took it into its channel: same order.
     fn flush_outbox(&mut self) {
         while let Some(out) = self.outbox.pop_front() {
             let pushed = match &out {
@@ -261,6 +416,7 @@ impl Task {
                     payload,
                     qos,
                     retain,
+                    ..
                 } => self
                     .client
                     .try_publish(topic.clone(), *qos, *retain, payload.clone()),
@@ -273,7 +429,32 @@ impl Task {
                 Out::Disconnect => self.client.try_disconnect(),
             };
             match pushed {
-                Ok(()) => {}
+                Ok(()) => {
+                    if let Out::Publish {
+                        topic,
+                        payload,
+                        qos,
+                        retain,
+                        tag,
+                    } = out
+                    {
+                        if qos == QoS::AtMostOnce {
+                            continue;
+                        }
+                        if self.outbound.is_empty() {
+                            self.progress = Instant::now();
+                        }
+                        self.outbound.push(match tag {
+                            Tag::Event(reply) => Tracked::Event(reply),
+                            Tag::Message { requeue: false } => Tracked::Message(None),
+                            Tag::Message { requeue: true } => Tracked::Message(Some(Resend {
+                                topic,
+                                payload,
+                                retain,
+                            })),
+                        });
+                    }
+                }
                 Err(rumqttc::ClientError::TryRequest(_)) => {
                     // rumqttc's channel is full: the pending poll drains it; try again then.
                     self.outbox.push_front(out);
@@ -283,6 +464,13 @@ impl Task {
                     // An invalid topic cannot come from a typed `Topic`; the channel cannot be
                     // closed while this task holds the event loop.
                     warn!(error = %e, "An MQTT request was refused by the client; dropped.");
+                    if let Out::Publish {
+                        tag: Tag::Event(reply),
+                        ..
+                    } = out
+                    {
+                        let _ = reply.send(Err(PublishError::Refused(e.to_string())));
+                    }
                 }
             }
         }
@@ -301,6 +489,21 @@ impl Task {
                     payload,
                     qos,
                     retain,
+                    tag: Tag::Message { requeue: true },
+                });
+                Flow::Continue
+            }
+            Some(Command::Event {
+                topic,
+                payload,
+                reply,
+            }) => {
+                self.outbox.push_back(Out::Publish {
+                    topic,
+                    payload,
+                    qos: QoS::AtLeastOnce,
+                    retain: false,
+                    tag: Tag::Event(reply),
                 });
                 Flow::Continue
             }
@@ -341,12 +544,23 @@ impl Task {
             payload: offline.to_json(),
             qos: QoS::AtLeastOnce,
             retain: true,
+            tag: Tag::Message { requeue: false },
         });
         self.outbox.push_back(Out::Disconnect);
         Flow::Continue
     }
 
     fn finish(&mut self) {
+        self.lose(&PublishError::Closed);
+        for out in self.outbox.drain(..) {
+            if let Out::Publish {
+                tag: Tag::Event(reply),
+                ..
+            } = out
+            {
+                let _ = reply.send(Err(PublishError::Closed));
+            }
+        }
         self.health.set_mqtt("stopped", None);
         if self.connected {
             info!("Disconnected from the MQTT broker.");
@@ -366,6 +580,37 @@ impl Task {
         match event {
             Event::Incoming(Packet::ConnAck(c)) => self.connected(c.session_present),
             Event::Incoming(Packet::Publish(p)) => self.inbound(p),
+            Event::Outgoing(Outgoing::Publish(pkid)) => {
+                if let Err(e) = self.outbound.outgoing(pkid) {
+                    error!(error = %e, "MQTT publish bookkeeping out of step; rebuilding the connection.");
+                    return Flow::Rebuild;
+                }
+            }
+            Event::Outgoing(Outgoing::AwaitAck(pkid)) => match self.outbound.await_ack(pkid) {
+                Ok(dropped) => {
+                    debug!(
+                        pkid,
+                        "The broker acknowledged out of order; a publish waits for its packet id."
+                    );
+                    if let Some(dropped) = dropped {
+                        self.resolve_lost(vec![dropped], &PublishError::ConnectionLost);
+                    }
+                }
+                Err(e) => {
+                    error!(error = %e, "MQTT publish bookkeeping out of step; rebuilding the connection.");
+                    return Flow::Rebuild;
+                }
+            },
+            Event::Incoming(Packet::PubAck(ack)) => {
+                self.progress = Instant::now();
+                match self.outbound.puback(ack.pkid) {
+                    Some(Tracked::Event(reply)) => {
+                        let _ = reply.send(Ok(()));
+                    }
+                    Some(Tracked::Message(_)) => {}
+                    None => debug!(pkid = ack.pkid, "A PUBACK for no publish of ours; ignored."),
+                }
+            }
             Event::Incoming(Packet::SubAck(s))
                 if s.return_codes
                     .iter()
@@ -393,6 +638,9 @@ impl Task {
 
     fn connected(&mut self, session_present: bool) {
         self.connected = true;
+        self.progress = Instant::now();
+        let lost = self.outbound.connack(session_present);
+        self.resolve_lost(lost, &PublishError::SessionLost);
         self.acks.new_connection();
         self.backoff.reset();
         if self.attempts > 0 {
@@ -416,6 +664,7 @@ impl Task {
             payload: online.to_json(),
             qos: QoS::AtLeastOnce,
             retain: true,
+            tag: Tag::Message { requeue: false },
         });
         if !self.settings.subscriptions.is_empty() {
             let filters = self
@@ -463,6 +712,10 @@ impl Task {
     fn connection_lost(&mut self, e: &ConnectionError) {
         let was_connected = self.connected;
         self.connected = false;
+        if was_connected {
+            // rumqttc holds no publish any more (see `run`).
+            self.lose(&PublishError::ConnectionLost);
+        }
         // PUBACKs for this connection's messages are void now; the broker redelivers them.
         self.acks.new_connection();
         self.outbox
@@ -592,6 +845,12 @@ fn describe(e: &ConnectionError, s: &Settings) -> (String, bool) {
         ConnectionError::MqttState(StateError::ConnectionAborted) => {
             ("the broker closed the connection".to_owned(), false)
         }
+        ConnectionError::MqttState(StateError::CollisionTimeout) => (
+            "a publish waited for a packet id the broker never acknowledged (rumqttc#1014); \
+             rebuilding the connection"
+                .to_owned(),
+            false,
+        ),
         ConnectionError::MqttState(StateError::Deserialization(
             rumqttc::Error::PayloadSizeLimitExceeded(n),
         )) => (

@@ -38,12 +38,32 @@
 //!   by the broker's in-flight window (they are not acknowledged yet); QoS 0 ones beyond
 //!   [`QOS0_BACKLOG`] are dropped and counted.
 //!
-//! Messages the agent publishes itself are at-most-once across a lost session: rumqttc drops
-//! unacknowledged publishes when the broker has no session (stack.md §3). `status` is published
-//! again at every connection; answers on `in/rejected` and `feedback/…` are best effort.
+//! # Publishes that must be delivered (the hub sink)
+//!
+//! [`MqttHandle::publish_event`] queues a QoS 1 publish and returns a [`Delivery`] that resolves
+//! on the broker's PUBACK for *that very publish*, or fails ([`PublishError`]) once the publish
+//! can no longer be acknowledged: the connection was lost, the broker had no session, the
+//! client was rebuilt by the watchdog, or the connection closed. rumqttc does not return packet
+//! ids, so the connection task correlates `Outgoing::Publish(pkid)` / `Incoming::PubAck(pkid)`
+//! with the order it pushed publishes into rumqttc (`outbound.rs`, stack.md §3 guidance 2).
+//!
+//! After a lost connection the task removes every publish from rumqttc's `pending` list (and
+//! its parked collision) instead of letting rumqttc resend them: rumqttc's resend order after
+//! two losses in a row hands out recycled packet ids to new publishes before the resent ones
+//! (which would make ids ambiguous), and a parked collision that survives a lost session is the
+//! livelock of rumqttc#1014. So after any loss, every unacknowledged publish is failed and
+//! resent by its owner: the hub sink re-publishes from the spool with the same event id (a
+//! duplicate when the broker already had it: at least once), the agent's own messages
+//! (`in/rejected` answers, `feedback/…`) are queued again, `status` is published anew.
+//!
+//! **Watchdog**: while connected with publishes outstanding, if no PUBACK arrives for
+//! [`WATCHDOG_KEEP_ALIVES`] keep-alive intervals, or rumqttc reports a `CollisionTimeout`, the
+//! client and event loop are dropped and built anew (outstanding publishes fail and are resent).
+//! The connection uses MQTT 3.1.1, whose PUBACK carries no reason code: a PUBACK is success.
 
 mod acks;
 mod connection;
+mod outbound;
 pub mod tls;
 
 use std::sync::Arc;
@@ -72,8 +92,12 @@ pub const REQUEST_QUEUE: usize = 1024;
 pub const INBOUND_QUEUE: usize = 256;
 /// Inbound QoS 0 messages held for a slow consumer before new ones are dropped.
 pub const QOS0_BACKLOG: usize = 1024;
-/// The agent's own QoS 1 publishes awaiting their PUBACK.
+/// rumqttc's window for the agent's own QoS 1 publishes (status, answers); the hub sinks'
+/// windows are added to it ([`Settings::outgoing_inflight`]).
 pub const OUTGOING_INFLIGHT: u16 = 20;
+/// Keep-alive intervals without a PUBACK, while publishes are outstanding, after which the
+/// connection is considered stuck and rebuilt.
+pub const WATCHDOG_KEEP_ALIVES: u32 = 2;
 /// First reconnect delay; doubles per failed attempt, with jitter.
 pub const BACKOFF_INITIAL: Duration = Duration::from_millis(500);
 /// Longest reconnect delay.
@@ -94,6 +118,10 @@ pub struct Settings {
     pub config_version: Option<u64>,
     /// Subscribed (QoS 1) after every CONNACK: only the topics someone handles.
     pub subscriptions: Vec<Filter>,
+    /// rumqttc's in-flight window (packet ids cycle in `1..=outgoing_inflight`): at least
+    /// [`OUTGOING_INFLIGHT`] plus the windows of the hub sinks on this connection, so that a
+    /// sink's window is never throttled by rumqttc.
+    pub outgoing_inflight: u16,
 }
 
 impl Settings {
@@ -107,6 +135,7 @@ impl Settings {
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
             config_version: None,
             subscriptions: Vec::new(),
+            outgoing_inflight: outgoing_inflight(config),
         })
     }
 
@@ -117,6 +146,19 @@ impl Settings {
             gateway: self.gateway.clone(),
         }
     }
+}
+
+/// rumqttc's window for `config`: the agent's own plus every mqtt sink's, at most 65,535.
+pub fn outgoing_inflight(config: &Config) -> u16 {
+    let sinks: u32 = config
+        .sinks
+        .iter()
+        .filter_map(|s| match &s.target {
+            tallyman_config::SinkTarget::Mqtt(m) => Some(u32::from(m.inflight)),
+            _ => None,
+        })
+        .sum();
+    u16::try_from(u32::from(OUTGOING_INFLIGHT) + sinks).unwrap_or(u16::MAX)
 }
 
 /// The retained `status` document.
@@ -155,6 +197,57 @@ pub struct Inbound {
 #[error("the MQTT connection is closed")]
 pub struct Closed;
 
+/// Why a publish of [`MqttHandle::publish_event`] was not acknowledged. Each means the broker
+/// may or may not have the message: publish it again (a duplicate at worst).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PublishError {
+    #[error("the connection to the MQTT broker was lost before the PUBACK")]
+    ConnectionLost,
+    #[error("the MQTT broker resumed without the session: unacknowledged publishes were dropped")]
+    SessionLost,
+    #[error(
+        "the MQTT connection made no progress with publishes outstanding; the client was rebuilt"
+    )]
+    Stalled,
+    #[error("the MQTT client refused the publish: {0}")]
+    Refused(String),
+    #[error("the MQTT connection is closed")]
+    Closed,
+}
+
+/// Resolves on the broker's PUBACK for one publish (see [`MqttHandle::publish_event`]).
+#[derive(Debug)]
+pub struct Delivery {
+    rx: oneshot::Receiver<Result<(), PublishError>>,
+}
+
+impl std::future::Future for Delivery {
+    type Output = Result<(), PublishError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.rx)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(PublishError::Closed)))
+    }
+}
+
+impl Delivery {
+    /// The outcome if it is already known, without waiting.
+    pub fn ready(&mut self) -> Option<Result<(), PublishError>> {
+        match self.rx.try_recv() {
+            Ok(r) => Some(r),
+            Err(oneshot::error::TryRecvError::Empty) => None,
+            Err(oneshot::error::TryRecvError::Closed) => Some(Err(PublishError::Closed)),
+        }
+    }
+}
+
+/// The connection task's side of a [`Delivery`].
+type Reply = oneshot::Sender<Result<(), PublishError>>;
+
 /// What callers send the connection task.
 #[derive(Debug)]
 enum Command {
@@ -163,6 +256,12 @@ enum Command {
         payload: Vec<u8>,
         qos: QoS,
         retain: bool,
+    },
+    /// A QoS 1 publish whose PUBACK is reported back.
+    Event {
+        topic: String,
+        payload: Vec<u8>,
+        reply: Reply,
     },
     Ack(Ack),
     Close {
@@ -196,6 +295,22 @@ impl MqttHandle {
             })
             .await
             .map_err(|_| Closed)
+    }
+
+    /// Queue a QoS 1 publish (not retained) whose PUBACK matters: the returned [`Delivery`]
+    /// resolves `Ok` on the broker's PUBACK for this publish, and fails when it can no longer
+    /// come (see [`PublishError`]). Waits while the connection task's queue is full.
+    pub async fn publish_event(&self, topic: &Topic, payload: Vec<u8>) -> Result<Delivery, Closed> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Event {
+                topic: topic.to_string(),
+                payload,
+                reply,
+            })
+            .await
+            .map_err(|_| Closed)?;
+        Ok(Delivery { rx })
     }
 
     /// The consumer is done with an inbound message: PUBACK it (in receive order, on the

@@ -6,6 +6,7 @@
 
 pub mod file;
 pub mod http;
+pub mod mqtt;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -25,6 +26,12 @@ pub enum Outcome {
     },
     /// Never: the destination refused this event for a reason that retrying cannot change.
     Rejected { reason: String },
+    /// Still in flight at the sink: not settled yet. The engine stops applying the batch here
+    /// and hands this event and everything after it to the sink again at once (no backoff, no
+    /// attempt counted); the sink recognises what it still has in flight by event id. Only
+    /// for a suffix of a batch and never for its first event (the engine treats a first
+    /// `Pending` as a retry, so a sink can never make it spin).
+    Pending,
 }
 
 /// A future that borrows the sink for one delivery.
