@@ -37,14 +37,14 @@ use rumqttc::{
 };
 use tallyman_protocol::error::escape_bounded;
 use tallyman_protocol::topic::Topic;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
 use super::acks::{Ack, AckOrder};
 use super::outbound::Outbound;
 use super::{
-    BACKOFF_INITIAL, BACKOFF_MAX, CLOSE_GRACE, Command, Inbound, MAX_PACKET_BYTES,
+    BACKOFF_INITIAL, BACKOFF_MAX, CLOSE_GRACE, Command, Inbound, Link, MAX_PACKET_BYTES,
     OUTGOING_INFLIGHT, PublishError, QOS0_BACKLOG, REQUEST_QUEUE, Reply, Settings, Status,
     WATCHDOG_KEEP_ALIVES, tls,
 };
@@ -153,6 +153,8 @@ struct Task {
     attempts: u32,
     next_delay: Duration,
     dropped_qos0: u64,
+    /// What users of the connection see of its state.
+    link: watch::Sender<Link>,
 }
 
 /// Run the connection until closed.
@@ -161,6 +163,7 @@ pub(super) async fn run(
     health: Arc<Registry>,
     commands: mpsc::Receiver<Command>,
     inbound: mpsc::Sender<Inbound>,
+    link: watch::Sender<Link>,
 ) {
     let (client, mut ev) = client(&settings);
     let mut io = Channels { commands, inbound };
@@ -180,6 +183,7 @@ pub(super) async fn run(
         attempts: 0,
         next_delay: Duration::ZERO,
         dropped_qos0: 0,
+        link,
     };
     t.health.set_mqtt("connecting", None);
     info!(endpoint = %t.settings.mqtt.endpoint, client_id = %t.settings.mqtt.client_id, "Connecting to the MQTT broker.");
@@ -330,10 +334,11 @@ impl Task {
         self.lose(&PublishError::Stalled);
         self.outbox
             .retain(|o| matches!(o, Out::Publish { .. } | Out::Disconnect));
-        self.health.set_mqtt(
-            "disconnected",
-            Some("the connection made no progress; rebuilt".into()),
-        );
+        let why = "the connection made no progress; rebuilt";
+        self.health.set_mqtt("disconnected", Some(why.into()));
+        self.link.send_replace(Link::Down {
+            error: Some(why.into()),
+        });
         ev
     }
 
@@ -511,6 +516,15 @@ impl Task {
                 self.ack(ack);
                 Flow::Continue
             }
+            Some(Command::ConfigVersion(version)) => {
+                if self.settings.config_version != version {
+                    self.settings.config_version = version;
+                    if self.connected {
+                        self.outbox.push_back(self.online());
+                    }
+                }
+                Flow::Continue
+            }
             Some(Command::Close { done }) => self.begin_close(Some(done)),
             // Every handle is gone: nobody can publish or ack any more.
             None => self.begin_close(None),
@@ -562,6 +576,7 @@ impl Task {
             }
         }
         self.health.set_mqtt("stopped", None);
+        self.link.send_replace(Link::Closed);
         if self.connected {
             info!("Disconnected from the MQTT broker.");
         }
@@ -650,22 +665,11 @@ impl Task {
         }
         self.attempts = 0;
         self.health.set_mqtt("connected", None);
+        self.link.send_replace(Link::Up);
         // Subscribe first, then say online: a device that waits for `online` finds the agent
         // listening.
-        let online = Status {
-            state: "online",
-            agent_version: &self.settings.agent_version,
-            config_version: self.settings.config_version,
-            at: clock::now(),
-            reason: None,
-        };
-        self.outbox.push_front(Out::Publish {
-            topic: self.settings.status_topic().to_string(),
-            payload: online.to_json(),
-            qos: QoS::AtLeastOnce,
-            retain: true,
-            tag: Tag::Message { requeue: false },
-        });
+        let online = self.online();
+        self.outbox.push_front(online);
         if !self.settings.subscriptions.is_empty() {
             let filters = self
                 .settings
@@ -674,6 +678,24 @@ impl Task {
                 .map(|f| SubscribeFilter::new(f.to_string(), QoS::AtLeastOnce))
                 .collect();
             self.outbox.push_front(Out::Subscribe(filters));
+        }
+    }
+
+    /// The retained `status` `online`, with the running configuration's version.
+    fn online(&self) -> Out {
+        let online = Status {
+            state: "online",
+            agent_version: &self.settings.agent_version,
+            config_version: self.settings.config_version,
+            at: clock::now(),
+            reason: None,
+        };
+        Out::Publish {
+            topic: self.settings.status_topic().to_string(),
+            payload: online.to_json(),
+            qos: QoS::AtLeastOnce,
+            retain: true,
+            tag: Tag::Message { requeue: false },
         }
     }
 
@@ -738,6 +760,9 @@ impl Task {
         self.next_delay = self.backoff.next(None);
         let retry_in_ms = u64::try_from(self.next_delay.as_millis()).unwrap_or(u64::MAX);
         self.health.set_mqtt("disconnected", Some(reason.clone()));
+        self.link.send_replace(Link::Down {
+            error: Some(reason.clone()),
+        });
         let endpoint = &self.settings.mqtt.endpoint;
         let attempt = self.attempts;
         if self.closing.is_some() {

@@ -73,7 +73,7 @@ use serde::Serialize;
 use tallyman_config::Config;
 use tallyman_protocol::event::{FacilityId, GatewayId, Timestamp};
 use tallyman_protocol::topic::{Filter, Topic};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::health::Registry;
@@ -192,6 +192,18 @@ pub struct Inbound {
     pub ack: Ack,
 }
 
+/// Whether the connection is up, as its users see it ([`Connection::link`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Link {
+    /// Not connected (yet, or any more); `error` is why the last attempt failed or the
+    /// connection was lost, in words.
+    Down { error: Option<String> },
+    /// The broker accepted the connection (CONNACK).
+    Up,
+    /// The connection task has stopped.
+    Closed,
+}
+
 /// The connection task is gone (closed, or the agent is stopping).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the MQTT connection is closed")]
@@ -264,6 +276,8 @@ enum Command {
         reply: Reply,
     },
     Ack(Ack),
+    /// The running configuration's version changed: `status` says so from now on.
+    ConfigVersion(Option<u64>),
     Close {
         done: oneshot::Sender<()>,
     },
@@ -313,6 +327,15 @@ impl MqttHandle {
         Ok(Delivery { rx })
     }
 
+    /// The running configuration is now `version`: the retained `status` is published again
+    /// with it (when connected), and the next connection's last will carries it.
+    pub async fn set_config_version(&self, version: Option<u64>) -> Result<(), Closed> {
+        self.commands
+            .send(Command::ConfigVersion(version))
+            .await
+            .map_err(|_| Closed)
+    }
+
     /// The consumer is done with an inbound message: PUBACK it (in receive order, on the
     /// connection it came on; see [`Ack`]). Nothing happens once the connection is closed.
     pub async fn ack(&self, ack: Ack) {
@@ -328,6 +351,7 @@ impl MqttHandle {
 pub struct Connection {
     handle: MqttHandle,
     task: JoinHandle<()>,
+    link: watch::Receiver<Link>,
 }
 
 impl Connection {
@@ -339,13 +363,21 @@ impl Connection {
     ) -> (Connection, mpsc::Receiver<Inbound>) {
         let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
         let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
-        let task = tokio::spawn(connection::run(settings, health, commands_rx, inbound_tx));
+        let (link_tx, link) = watch::channel(Link::Down { error: None });
+        let task = tokio::spawn(connection::run(
+            settings,
+            health,
+            commands_rx,
+            inbound_tx,
+            link_tx,
+        ));
         (
             Connection {
                 handle: MqttHandle {
                     commands: commands_tx,
                 },
                 task,
+                link,
             },
             inbound_rx,
         )
@@ -353,6 +385,12 @@ impl Connection {
 
     pub fn handle(&self) -> MqttHandle {
         self.handle.clone()
+    }
+
+    /// Follows the connection's state: up after each CONNACK, down with the reason after each
+    /// failed attempt or loss.
+    pub fn link(&self) -> watch::Receiver<Link> {
+        self.link.clone()
     }
 
     /// Publish `offline` (retained), disconnect cleanly and wait for the task; bounded by

@@ -394,7 +394,8 @@ struct Source {
 }
 
 /// Take inbound messages until shutdown (or the connection's inbound channel closes); settle
-/// what was started before returning.
+/// what was started before returning. Returns the channel, with the messages not taken yet,
+/// for the source started in its place when its configuration changed.
 pub async fn run(
     mut inbound: mpsc::Receiver<Inbound>,
     mqtt: MqttHandle,
@@ -402,7 +403,7 @@ pub async fn run(
     settings: Settings,
     health: Arc<SourceHealth>,
     shutdown: Shutdown,
-) {
+) -> mpsc::Receiver<Inbound> {
     info!(source = %settings.name, "Reading events and scans from MQTT (in/events, in/scans).");
     health.set_state("open", None);
     let mut stop = shutdown.clone();
@@ -455,6 +456,7 @@ pub async fn run(
     }
     s.settle_all().await;
     s.health.set_state("stopped", None);
+    inbound
 }
 
 impl Source {

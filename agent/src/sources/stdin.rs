@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use tallyman_protocol::event::SourceName;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
@@ -44,6 +44,9 @@ impl Framing {
 }
 
 /// Read scans from `input` until end of input or shutdown; write feedback to `output`.
+/// `input` is buffered by the caller and may outlive this source: what it has buffered and
+/// not framed yet stays there for the next reader (a source restarted by a configuration
+/// change reads on where this one stopped).
 pub async fn run<R, W, M>(
     input: R,
     output: W,
@@ -53,7 +56,7 @@ pub async fn run<R, W, M>(
     health: Arc<SourceHealth>,
     shutdown: Shutdown,
 ) where
-    R: AsyncRead + Unpin + Send,
+    R: AsyncBufRead + Unpin + Send,
     W: AsyncWrite + Unpin + Send,
     M: Machine,
 {
@@ -75,14 +78,13 @@ pub async fn run<R, W, M>(
 }
 
 /// Frame stdin's lines until end of input, a read error, shutdown, or the driver is gone.
-async fn read_frames<R: AsyncRead + Unpin>(
-    input: R,
+async fn read_frames<R: AsyncBufRead + Unpin>(
+    mut reader: R,
     framing: Framing,
     frames: mpsc::Sender<Frame>,
     mut shutdown: Shutdown,
     source: SourceName,
 ) {
-    let mut reader = BufReader::with_capacity(64 * 1024, input);
     let mut line = Vec::with_capacity(256);
     loop {
         let frame = tokio::select! {

@@ -31,8 +31,12 @@
 //! * **Garbage collection.** An event is removed once every configured sink's cursor is past
 //!   it and no sink holds it as a dead letter or replay entry. Sinks found in the store but no
 //!   longer configured keep their cursors and dead letters, but do not hold events back.
-//!   With no sink configured nothing is removed. A newly configured sink starts before the
-//!   oldest stored event: it gets everything still in the spool.
+//!   With no sink configured nothing is removed. A sink configured at open that the store
+//!   does not know starts before the oldest stored event: it gets everything still in the
+//!   spool (a first start, or a sink added to the local file). A sink added while the spool
+//!   is open ([`Spool::add_sink`], a pushed configuration) starts at the last durable event:
+//!   it gets what is stored from then on, not whatever the other sinks happen not to have
+//!   collected yet. A known sink configured again resumes at its cursor either way.
 //! * **Quota** (see [`Spool::is_full`] and `writer.rs`): stock events are refused with
 //!   [`AppendError::Full`], never dropped; raw scans are refused too, or with
 //!   [`RawScansWhenFull::DropOldest`] the oldest stored raw scans are dropped (counted and
@@ -508,6 +512,22 @@ impl Spool {
     /// again until they are acknowledged.
     pub fn next_batch(&self, sink: &str, max: usize) -> Result<Vec<Stored>, SpoolError> {
         self.inner.next_batch(sink, max)
+    }
+
+    /// Configure `sink` while the spool is open (a configuration applied at runtime). A sink
+    /// the store knows keeps its cursor (a removed sink configured again resumes where it
+    /// stopped); a sink the store does not know starts at the last durable event: it gets the
+    /// events made durable from now on, not the backlog. (At [`Spool::open`] a sink the store
+    /// does not know starts before the oldest stored event instead: see the module contract.)
+    /// Returns its cursor and whether it was new.
+    pub fn add_sink(&self, sink: &str) -> Result<(u64, bool), SpoolError> {
+        self.inner.add_sink(sink)
+    }
+
+    /// `sink` is no longer configured (removed by a configuration applied at runtime): its
+    /// cursor and dead letters stay, it no longer holds events back.
+    pub fn retire_sink(&self, sink: &str) {
+        self.inner.retire_sink(sink);
     }
 
     /// `sink` is done with these events (delivered, or not routed to it): each replay entry

@@ -26,7 +26,7 @@ const MARKER: &str = "tallyman-spool";
 /// Garbage-collection steps (of up to 256 blocks) done before `open` returns.
 const OPEN_GC_STEPS: usize = 4;
 /// The longest sink name (it is part of sled keys).
-const MAX_SINK_NAME: usize = 255;
+pub(super) const MAX_SINK_NAME: usize = 255;
 
 pub fn open(options: SpoolOptions) -> Result<(Spool, SelfCheck), SpoolError> {
     let started = Instant::now();

@@ -396,6 +396,55 @@ impl Inner {
 
     // ---- sinks ----------------------------------------------------------------------------
 
+    /// Configure `sink` while the spool is open. A sink the store knows (removed earlier, or
+    /// configured already) keeps its cursor; a new one starts at the last durable event, so it
+    /// gets the events made durable from now on. Returns the sink's cursor and whether it was
+    /// new.
+    pub fn add_sink(&self, sink: &str) -> Result<(u64, bool), SpoolError> {
+        self.check_usable()?;
+        if sink.is_empty() || sink.len() > super::open::MAX_SINK_NAME {
+            return Err(SpoolError::InvalidOptions(format!(
+                "sink name {sink:?} must be 1 to {} bytes",
+                super::open::MAX_SINK_NAME
+            )));
+        }
+        let mut st = self.lock();
+        if let Some(s) = st.sinks.get_mut(sink) {
+            s.configured = true;
+            return Ok((s.cursor, false));
+        }
+        let start = self.durable_seq.load(Ordering::Acquire);
+        // Written before the sink exists in memory: a crash after this leaves a cursor that
+        // the next open finds (if it is not synced by then, the sink is new again at open and
+        // starts earlier: it gets more, never less).
+        self.tree
+            .insert(format::cursor_key(sink), &format::encode_u64(start))
+            .map_err(Inner::storage("writing a cursor"))?;
+        st.sinks.insert(
+            sink.to_string(),
+            SinkState {
+                configured: true,
+                cursor: start,
+                ..SinkState::default()
+            },
+        );
+        Ok((start, true))
+    }
+
+    /// `sink` is no longer configured: its cursor and dead letters are kept, and it holds no
+    /// event back any more. Unknown sinks are ignored.
+    pub fn retire_sink(&self, sink: &str) {
+        let mut st = self.lock();
+        if let Some(s) = st.sinks.get_mut(sink) {
+            if s.configured {
+                s.configured = false;
+                drop(st);
+                // The watermark may have moved.
+                self.wake_gc();
+            }
+        }
+    }
+
     pub fn next_batch(&self, sink: &str, max: usize) -> Result<Vec<Stored>, SpoolError> {
         let (cursor, replays) = {
             let st = self.lock();

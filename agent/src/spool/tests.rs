@@ -1054,3 +1054,45 @@ async fn append_once_of_an_event_refused_as_full_is_not_remembered() {
     ));
     close(spool).await;
 }
+
+#[tokio::test]
+async fn a_sink_added_at_runtime_starts_at_the_end_and_a_retired_one_holds_nothing_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = options(dir.path(), &["hub"]);
+    let (spool, _) = Spool::open(o.clone()).unwrap();
+    for _ in 0..5 {
+        spool.append(receipt()).await.unwrap();
+    }
+    // New: at the last durable event; it sees only what comes after.
+    assert_eq!(spool.add_sink("odoo").unwrap(), (5, true));
+    assert!(spool.next_batch("odoo", 10).unwrap().is_empty());
+    spool.append(receipt()).await.unwrap();
+    assert_eq!(seqs(&spool.next_batch("odoo", 10).unwrap()), vec![6]);
+    // Configured again: keeps its cursor.
+    assert_eq!(spool.add_sink("hub").unwrap(), (0, false));
+    assert!(spool.add_sink("").is_err());
+
+    // `hub` is behind: it holds every event back until it is retired.
+    spool.delivered("odoo", &[6]).unwrap();
+    spool.settle().await.unwrap();
+    assert_eq!(spool.stats().events_stored, 6);
+    spool.retire_sink("hub");
+    spool.retire_sink("nobody");
+    spool.settle().await.unwrap();
+    assert_eq!(spool.stats().events_stored, 0);
+    let hub = spool
+        .stats()
+        .sinks
+        .into_iter()
+        .find(|s| s.name == "hub")
+        .unwrap();
+    assert_eq!((hub.configured, hub.cursor), (false, 0));
+    close(spool).await;
+
+    // The added sink's cursor survives a restart; at open it is a known sink.
+    let (spool, check) = reopen(&options(dir.path(), &["hub", "odoo"]));
+    assert!(check.new_sinks.is_empty(), "{:?}", check.new_sinks);
+    let odoo = check.sinks.iter().find(|s| s.name == "odoo").unwrap();
+    assert_eq!(odoo.cursor, 6);
+    close(spool).await;
+}
