@@ -5,6 +5,8 @@
 //! * [`rfid`] decodes EPC Tag Data Standard identifiers as RFID readers report them.
 //! * [`event`] is the canonical stock event, [`wire`] its versioned postcard envelope,
 //!   [`topic`] the typed MQTT topic scheme.
+//! * [`signed`] is the signed document central IT pushes (configurations, commands): signing
+//!   and verification (Ed25519).
 //!
 //! Architecture invariant: this crate does no I/O, has no async runtime, reads no clock and
 //! never panics on any input. Everything that depends on "today" takes it as an argument.
@@ -14,6 +16,7 @@ pub mod date;
 pub mod error;
 pub mod event;
 pub mod rfid;
+pub mod signed;
 pub mod summary;
 pub mod topic;
 pub mod wire;
