@@ -106,6 +106,77 @@ pub fn parse_str(text: &str, file_name: &str) -> Result<Config, ConfigErrors> {
     }
 }
 
+/// A key of a pushed configuration that must keep the local file's value and does not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Clash {
+    /// `[agent] gateway`, `[spool] max_size_mb`, …
+    pub key: &'static str,
+    /// The local file's value, as text.
+    pub local: String,
+    /// The document's value, as text.
+    pub pushed: String,
+}
+
+/// Why a pushed configuration cannot run on this gateway.
+#[derive(Debug, thiserror::Error)]
+pub enum PushedError {
+    /// The document has a `[remote]` section: trust anchors and the rollback policy come only
+    /// from the local file.
+    #[error("a pushed configuration may not contain [remote]")]
+    Remote,
+    /// The document changes what only the local file may set (the first such key).
+    #[error(
+        "a pushed configuration may not change {} (the local file says {}, the document {})",
+        .0.key, .0.local, .0.pushed
+    )]
+    LocalSetting(Clash),
+    /// The document is not a valid configuration: every problem, as for a file.
+    #[error("{0}")]
+    Invalid(ConfigErrors),
+}
+
+/// Validates a configuration pushed by central IT for the gateway whose local file is `local`,
+/// and returns the configuration that would run: the document's sections with the local
+/// file's `[agent]`, `[spool]` and `[remote]`.
+///
+/// * `[remote]` in the document is refused ([`PushedError::Remote`]): trust anchors and the
+///   rollback policy come only from the local file.
+/// * `[agent]` (`facility`, `gateway`, `data_dir`) and `[spool]` belong to the gateway: they
+///   change only with a local edit and a restart. The document may leave them out (a
+///   facility-wide document has to leave out `gateway`); a key it states must have the local
+///   value ([`PushedError::LocalSetting`] otherwise). The defaults that depend on them (the
+///   MQTT client id, file sink paths below the data directory) follow the local values.
+/// * Everything else is validated exactly as in a file ([`PushedError::Invalid`] with every
+///   problem).
+pub fn parse_pushed(text: &str, file_name: &str, local: &Config) -> Result<Config, PushedError> {
+    let mut report = Report::new(text);
+    let mut clashes = Vec::new();
+    let doc = raw::read(text, &mut report);
+    if doc.as_ref().is_some_and(|d| d.entry("remote").is_some()) {
+        return Err(PushedError::Remote);
+    }
+    let config = doc.and_then(|doc| validate::pushed(&mut report, &doc, local, &mut clashes));
+    if let Some(clash) = clashes.into_iter().next() {
+        return Err(PushedError::LocalSetting(clash));
+    }
+    match config {
+        Some(config) if report.is_empty() => Ok(config),
+        _ => {
+            if report.is_empty() {
+                report.error(
+                    0,
+                    "",
+                    "the configuration could not be built (internal error)",
+                );
+            }
+            Err(PushedError::Invalid(ConfigErrors::Invalid {
+                file: file_name.to_owned(),
+                diagnostics: report.into_diagnostics(),
+            }))
+        }
+    }
+}
+
 impl Config {
     /// The configuration used without a file ([`defaults::DEMO_TOML`]): data in
     /// `./tallyman-data`, facility `demo`, gateway `demo-gw`, the stdin source consuming at
@@ -375,5 +446,104 @@ mod tests {
         let big = vec![b'#'; usize::try_from(MAX_FILE_BYTES).unwrap() + 1];
         std::fs::write(&path, big).unwrap();
         assert!(load(&path).unwrap_err().to_string().contains("larger than"));
+    }
+
+    const LOCAL: &str = r#"
+        [agent]
+        facility = "north"
+        gateway = "gw-1"
+        data_dir = "/var/lib/tallyman"
+        [spool]
+        max_size_mb = 256
+        [mqtt]
+        endpoint = "mqtt://broker:1883"
+        [[sources]]
+        name = "s"
+        type = "stdin"
+        [[sinks]]
+        name = "outbox"
+        type = "file"
+        [remote]
+        trusted_keys = ["it:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="]
+        rollback_after_secs = 30
+    "#;
+
+    const PUSHED: &str = r#"
+        [mqtt]
+        endpoint = "mqtt://central:1883"
+        [[sources]]
+        name = "s"
+        type = "stdin"
+        [[sinks]]
+        name = "audit"
+        type = "file"
+        path = "audit.jsonl"
+    "#;
+
+    #[test]
+    fn a_pushed_configuration_keeps_the_local_agent_spool_and_remote() {
+        let local = parse_str(LOCAL, "local.toml").unwrap();
+        let c = parse_pushed(PUSHED, "pushed", &local).unwrap();
+        assert_eq!(c.agent, local.agent);
+        assert_eq!(c.spool, local.spool);
+        assert_eq!(c.remote, local.remote);
+        let mqtt = c.mqtt.as_ref().unwrap();
+        assert_eq!(mqtt.endpoint.host, "central");
+        assert_eq!(mqtt.client_id, "tallyman-north-gw-1");
+        assert_eq!(
+            c.sinks[0].target,
+            SinkTarget::File(FileSink {
+                path: PathBuf::from("/var/lib/tallyman/audit.jsonl")
+            })
+        );
+        // Stating the local values is fine.
+        let same = format!(
+            "[agent]\nfacility = \"north\"\ngateway = \"gw-1\"\ndata_dir = \"/var/lib/tallyman\"\n\
+             [spool]\nmax_size_mb = 256\ncommit_window_ms = 2\n{PUSHED}"
+        );
+        assert_eq!(parse_pushed(&same, "pushed", &local).unwrap(), c);
+    }
+
+    #[test]
+    fn a_pushed_configuration_may_not_change_local_settings_or_carry_remote() {
+        let local = parse_str(LOCAL, "local.toml").unwrap();
+        let refused = |text: String| {
+            parse_pushed(&text, "pushed", &local)
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            refused(format!(
+                "[agent]\nfacility = \"north\"\ngateway = \"gw-2\"\n{PUSHED}"
+            )),
+            "a pushed configuration may not change [agent] gateway (the local file says gw-1, \
+             the document gw-2)"
+        );
+        assert_eq!(
+            refused(format!("[agent]\ndata_dir = \"/tmp/x\"\n{PUSHED}")),
+            "a pushed configuration may not change [agent] data_dir (the local file says \
+             /var/lib/tallyman, the document /tmp/x)"
+        );
+        assert_eq!(
+            refused(format!("[spool]\nmax_size_mb = 512\n{PUSHED}")),
+            "a pushed configuration may not change [spool] max_size_mb (the local file says \
+             256, the document 512)"
+        );
+        assert_eq!(
+            refused(format!(
+                "{PUSHED}\n[remote]\ntrusted_keys = [\"it:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"]\n"
+            )),
+            "a pushed configuration may not contain [remote]"
+        );
+        // Invalid content: every problem, as for a file.
+        let e = refused(format!(
+            "{PUSHED}\n[health]\ninterval_secs = 0\nbogus = 1\n"
+        ));
+        assert!(e.contains("pushed:"), "{e}");
+        assert!(e.contains("health.interval_secs"), "{e}");
+        assert!(e.contains("health.bogus"), "{e}");
+        let e = refused("[agent]\nfacility = \"bad/id\"\n".to_owned());
+        assert!(e.contains("agent.facility"), "{e}");
+        assert!(refused("not toml = = =".to_owned()).contains("pushed:1:"));
     }
 }

@@ -1,5 +1,5 @@
-//! `parse_str` never panics, whatever the text, and a refusal always says why, at a real
-//! position of the text.
+//! `parse_str` (and `parse_pushed`) never panics, whatever the text, and a refusal always says
+//! why, at a real position of the text.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -22,6 +22,19 @@ fn check(text: &str) -> Result<(), TestCaseError> {
         }
         // Rendering never panics either, and gives one line per diagnostic.
         prop_assert_eq!(e.to_string().lines().count(), diagnostics.len());
+    }
+    // The same text pushed to a gateway: never a panic, and a refusal always says why.
+    let local = tallyman_config::parse_str(EXAMPLE, "local.toml").unwrap();
+    match tallyman_config::parse_pushed(text, "pushed", &local) {
+        Ok(c) => {
+            prop_assert_eq!(&c.agent, &local.agent);
+            prop_assert_eq!(&c.remote, &local.remote);
+        }
+        Err(tallyman_config::PushedError::Invalid(e)) => {
+            prop_assert!(!e.diagnostics().is_empty(), "refused without a reason: {e}");
+            prop_assert!(!e.to_string().contains("internal error"), "{e}");
+        }
+        Err(e) => prop_assert!(!e.to_string().is_empty()),
     }
     Ok(())
 }

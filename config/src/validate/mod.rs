@@ -61,6 +61,138 @@ pub(crate) fn config(r: &mut Report<'_>, doc: &RawTable) -> Option<Config> {
     })
 }
 
+/// A pushed configuration (see [`crate::parse_pushed`]) whose raw document has no problem:
+/// built like [`config`], except that `[agent]` and `[spool]` are the local file's (a key the
+/// document states must have the local value, `clashes` gets those that do not), everything
+/// that depends on them (the client id's default, file sink paths) follows the local values,
+/// and `[remote]` is the local one (a document with `[remote]` is refused by the caller).
+pub(crate) fn pushed(
+    r: &mut Report<'_>,
+    doc: &RawTable,
+    local: &Config,
+    clashes: &mut Vec<crate::Clash>,
+) -> Option<Config> {
+    let agent = &local.agent;
+    let mut ok = true;
+    if let Section::Present(t) = section(doc, "agent") {
+        let facility = check_opt(r, t, "facility", |s| {
+            tallyman_protocol::event::FacilityId::new(s).map_err(|e| e.message)
+        });
+        let gateway = check_opt(r, t, "gateway", |s| {
+            tallyman_protocol::event::GatewayId::new(s).map_err(|e| e.message)
+        });
+        let data_dir = check_opt(r, t, "data_dir", crate::values::path);
+        ok &= facility.is_some() && gateway.is_some() && data_dir.is_some();
+        let mut clash = |key: &'static str, local: String, pushed: String| {
+            if local != pushed {
+                clashes.push(crate::Clash { key, local, pushed });
+            }
+        };
+        if let Some(Some(f)) = facility {
+            clash(
+                "[agent] facility",
+                agent.facility.to_string(),
+                f.to_string(),
+            );
+        }
+        if let Some(Some(g)) = gateway {
+            clash("[agent] gateway", agent.gateway.to_string(), g.to_string());
+        }
+        if let Some(Some(d)) = data_dir {
+            clash(
+                "[agent] data_dir",
+                agent.data_dir.display().to_string(),
+                d.display().to_string(),
+            );
+        }
+    }
+    if let Section::Present(t) = section(doc, "spool") {
+        match sections::spool(r, t) {
+            Some(pushed) => spool_clashes(t, &local.spool, &pushed, clashes),
+            None => ok = false,
+        }
+    }
+    let log = optional(doc, "log", |t| sections::log(r, t));
+    let mqtt_section = section(doc, "mqtt");
+    let has_mqtt = !matches!(mqtt_section, Section::Absent);
+    let mqtt = match mqtt_section {
+        Section::Present(t) => sections::mqtt(r, t, Some(agent)).map(Some),
+        Section::Absent => Some(None),
+        Section::Invalid => None,
+    };
+    let sources = sources::sources(r, doc, has_mqtt);
+    let sinks = sinks::sinks(r, doc, has_mqtt, Some(agent.data_dir.as_path()));
+    let health = optional(doc, "health", |t| sections::health(r, t));
+    if !ok {
+        return None;
+    }
+    Some(Config {
+        agent: agent.clone(),
+        spool: local.spool.clone(),
+        log: log?,
+        mqtt: mqtt?,
+        sources: sources?,
+        sinks: sinks?,
+        remote: local.remote.clone(),
+        health: health?,
+    })
+}
+
+/// The `[spool]` keys a pushed document states with another value than the local file's.
+fn spool_clashes(
+    t: &RawTable,
+    local: &crate::Spool,
+    pushed: &crate::Spool,
+    clashes: &mut Vec<crate::Clash>,
+) {
+    use crate::defaults::MIB;
+    let when_full = |w: crate::WhenFull| match w {
+        crate::WhenFull::Refuse => "refuse".to_owned(),
+        crate::WhenFull::DropOldest => "drop_oldest".to_owned(),
+    };
+    let key_file = |k: &Option<std::path::PathBuf>| match k {
+        Some(p) => p.display().to_string(),
+        None => "none".to_owned(),
+    };
+    let keys: [(&'static str, &str, String, String); 5] = [
+        (
+            "[spool] max_size_mb",
+            "max_size_mb",
+            (local.max_size_bytes / MIB).to_string(),
+            (pushed.max_size_bytes / MIB).to_string(),
+        ),
+        (
+            "[spool] commit_window_ms",
+            "commit_window_ms",
+            local.commit_window.as_millis().to_string(),
+            pushed.commit_window.as_millis().to_string(),
+        ),
+        (
+            "[spool] cache_capacity_mb",
+            "cache_capacity_mb",
+            (local.cache_capacity_bytes / MIB).to_string(),
+            (pushed.cache_capacity_bytes / MIB).to_string(),
+        ),
+        (
+            "[spool] encryption_key_file",
+            "encryption_key_file",
+            key_file(&local.encryption_key_file),
+            key_file(&pushed.encryption_key_file),
+        ),
+        (
+            "[spool] raw_scans_when_full",
+            "raw_scans_when_full",
+            when_full(local.raw_scans_when_full),
+            when_full(pushed.raw_scans_when_full),
+        ),
+    ];
+    for (key, name, local, pushed) in keys {
+        if t.entry(name).is_some() && local != pushed {
+            clashes.push(crate::Clash { key, local, pushed });
+        }
+    }
+}
+
 /// A sub-table as found.
 enum Section<'t> {
     Present(&'t RawTable),
