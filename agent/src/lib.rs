@@ -18,6 +18,7 @@ pub mod sinks;
 pub mod sources;
 pub mod spool;
 pub mod spool_cmd;
+pub mod supervisor;
 pub mod telemetry;
 pub mod workflow;
 
