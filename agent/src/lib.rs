@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config_cmd;
 pub mod decode;
 pub mod delivery;
+pub mod fleet;
 pub mod health;
 pub mod mqtt;
 pub mod run;

@@ -1,7 +1,8 @@
-//! `tallyman run`: the service. Start-up is "apply the configuration to an empty agent": open
-//! the spool (its self-check is logged), then the supervisor (`supervisor.rs`) starts the MQTT
-//! connection, one delivery task per sink, the sources and the health task; then wait for
-//! SIGTERM/SIGINT. Shutdown: stop intake (sources settle what they started), give sinks until
+//! `tallyman run`: the service. Start-up is "apply the configuration to an empty agent": decide
+//! what runs (the last-known-good pushed configuration or the local file, `fleet/config.rs`),
+//! open the spool (its self-check is logged), then the supervisor (`supervisor.rs`) starts the
+//! MQTT connection, one delivery task per sink, the sources and the health task; then handle
+//! pushed configurations until SIGTERM/SIGINT. Shutdown: stop intake (sources settle what they started), give sinks until
 //! the grace deadline, close the connection and the spool (flush + fdatasync), exit 0.
 
 use std::process::ExitCode;
@@ -11,7 +12,11 @@ use anyhow::Context;
 use tallyman_config::Config;
 use tracing::{error, info, warn};
 
+use tokio::sync::mpsc;
+
 use crate::cli::RunArgs;
+use crate::fleet;
+use crate::fleet::config::Startup;
 use crate::health::Registry;
 use crate::shutdown;
 use crate::spool::{Spool, SpoolOptions};
@@ -21,52 +26,81 @@ use crate::telemetry;
 pub use crate::supervisor::{SHUTDOWN_GRACE, machine_for};
 
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let config = match &args.config {
+    let local = match &args.config {
         Some(path) => tallyman_config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?,
         None => {
             Config::demo().map_err(|e| anyhow::anyhow!("the built-in demo configuration: {e}"))?
         }
     };
-    let format = match config.log.format {
+    // What runs: the last-known-good pushed configuration, or the local file.
+    let startup = fleet::config::start(local, crate::clock::now());
+    let format = match startup.config.log.format {
         tallyman_config::LogFormat::Text => telemetry::Format::Text,
         tallyman_config::LogFormat::Json => telemetry::Format::Json,
     };
-    telemetry::init(format, config.log.level.as_str());
+    telemetry::init(format, startup.config.log.level.as_str());
+    for (warning, note) in &startup.notes {
+        if *warning {
+            warn!("Remote configuration: {note}.");
+        } else {
+            info!("Remote configuration: {note}.");
+        }
+    }
     if args.config.is_none() {
-        info!(data_dir = %config.agent.data_dir.display(), "No --config: running the demo (scans on stdin, events in outbox.jsonl).");
+        info!(data_dir = %startup.config.agent.data_dir.display(), "No --config: running the demo (scans on stdin, events in outbox.jsonl).");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let result = runtime.block_on(serve(config));
+    let result = runtime.block_on(serve(startup));
     // A blocking read of stdin cannot be cancelled: do not wait for it on the way out.
     runtime.shutdown_timeout(Duration::from_millis(200));
     result
 }
 
-async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+async fn serve(startup: Startup) -> anyhow::Result<ExitCode> {
+    let Startup {
+        config,
+        version,
+        fleet,
+        ..
+    } = startup;
     crate::supervisor::check_runnable(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let spool = open_spool(&config).await?;
 
     let (trigger, agent) = shutdown::channel();
-    let mut supervisor = Supervisor::new(spool.clone(), Registry::new(), agent);
+    let mut supervisor = Supervisor::new(spool.clone(), Registry::new(), agent.clone());
+    let (documents, received) = mpsc::channel(crate::supervisor::FLEET_QUEUE);
+    if fleet.is_some() {
+        supervisor.route_config(documents);
+    }
     supervisor
-        .apply(&config, None)
+        .apply(&config, version)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     info!(
         sources = config.sources.len(),
         sinks = config.sinks.len(),
+        config_version = ?version,
         "Agent running."
     );
 
-    match shutdown::signal().await {
-        Ok(sig) => info!(signal = sig, "Stopping: intake first, then sinks."),
-        Err(e) => error!(error = %e, "Cannot listen for signals; stopping."),
+    let signal = async {
+        match shutdown::signal().await {
+            Ok(sig) => info!(signal = sig, "Stopping: intake first, then sinks."),
+            Err(e) => error!(error = %e, "Cannot listen for signals; stopping."),
+        }
+        trigger.fire();
+    };
+    match fleet {
+        // Pushed configurations are handled until the signal.
+        Some(fleet) => {
+            tokio::join!(fleet.run(&mut supervisor, received, agent), signal);
+        }
+        None => signal.await,
     }
-    trigger.fire();
     supervisor.stop().await;
     spool
         .close()
