@@ -14,14 +14,14 @@
 //! * a source or sink whose configuration is unchanged keeps running untouched: the same
 //!   task, the same spool cursor;
 //! * a changed one is stopped and started again with its new configuration;
-//! * a removed sink is stopped; its spool cursor and dead letters stay (a sink configured
-//!   again later resumes there). It keeps holding events back until
-//!   [`Supervisor::release_removed_sinks`] (a pushed configuration is committed): a rollback
-//!   that brings it back finds every event it had not delivered;
+//! * a removed sink is stopped; its spool cursor and dead letters stay. It keeps holding
+//!   events back until [`Supervisor::release_removed_sinks`] (a pushed configuration is
+//!   committed): a rollback that brings it back finds every event it had not delivered;
 //! * an added sink gets a spool cursor at the last durable event ([`Spool::add_sink`]): it
-//!   receives the events stored from then on, not the backlog of the others. (At start-up the
-//!   spool is opened with the configuration's sinks, and one the store has never seen starts
-//!   before the oldest stored event, as it always has: see `spool/mod.rs`.)
+//!   receives the events stored from then on, not the backlog of the others (a sink removed
+//!   earlier and added again keeps its dead letters, and starts at the end too). At start-up
+//!   the spool is opened with the configuration's sinks instead, and one the store has never
+//!   seen starts before the oldest stored event, as it always has (see `spool/mod.rs`).
 //! * **the MQTT connection** is rebuilt when `[mqtt]` changes, when the subscriptions change
 //!   (an mqtt source added or removed), or when the hub sinks need a larger in-flight window
 //!   than the connection has; everything that rides on it — the mqtt source, the hub sinks,
@@ -419,7 +419,11 @@ impl Supervisor {
         let mut added = Vec::new();
         for (name, change) in &p.sinks {
             if matches!(change, Change::Start) {
-                match self.spool.add_sink(name) {
+                let (spool, sink) = (self.spool.clone(), name.clone());
+                let added_sink = tokio::task::spawn_blocking(move || spool.add_sink(&sink))
+                    .await
+                    .unwrap_or_else(|e| Err(SpoolError::Failed(e.to_string())));
+                match added_sink {
                     Ok((cursor, new)) => {
                         if new {
                             info!(sink = %name, seq = cursor, "New sink: it receives the events stored from now on.");

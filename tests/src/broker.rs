@@ -385,6 +385,13 @@ impl Device {
             .expect("publishing");
     }
 
+    /// Publish retained with QoS 1 (what central IT does on `config/set`).
+    pub fn publish_retained(&self, topic: &str, payload: Vec<u8>) {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, true, payload)
+            .expect("publishing");
+    }
+
     /// Wait until `cond` holds, or the timeout passes (false).
     pub fn wait(&self, timeout: Duration, cond: impl Fn(&DeviceState) -> bool) -> bool {
         let deadline = Instant::now() + timeout;

@@ -34,9 +34,9 @@
 //!   With no sink configured nothing is removed. A sink configured at open that the store
 //!   does not know starts before the oldest stored event: it gets everything still in the
 //!   spool (a first start, or a sink added to the local file). A sink added while the spool
-//!   is open ([`Spool::add_sink`], a pushed configuration) starts at the last durable event:
-//!   it gets what is stored from then on, not whatever the other sinks happen not to have
-//!   collected yet. A known sink configured again resumes at its cursor either way.
+//!   is open ([`Spool::add_sink`], a pushed configuration) starts at the last durable event
+//!   (a known one keeps its dead letters): it gets what is stored from then on, not whatever
+//!   the other sinks happen not to have collected yet.
 //! * **Quota** (see [`Spool::is_full`] and `writer.rs`): stock events are refused with
 //!   [`AppendError::Full`], never dropped; raw scans are refused too, or with
 //!   [`RawScansWhenFull::DropOldest`] the oldest stored raw scans are dropped (counted and
@@ -515,11 +515,14 @@ impl Spool {
     }
 
     /// Configure `sink` while the spool is open (a configuration applied at runtime). A sink
-    /// the store knows keeps its cursor (a removed sink configured again resumes where it
-    /// stopped); a sink the store does not know starts at the last durable event: it gets the
-    /// events made durable from now on, not the backlog. (At [`Spool::open`] a sink the store
-    /// does not know starts before the oldest stored event instead: see the module contract.)
-    /// Returns its cursor and whether it was new.
+    /// configured already keeps its cursor; any other starts at the last durable event: it
+    /// gets the events made durable from now on, not a backlog. One the store knows from
+    /// before (removed earlier) keeps its dead letters; since an unconfigured sink holds no
+    /// event back, what was still stored after its old cursor is not handed to it. (At
+    /// [`Spool::open`] a sink the store does not know starts before the oldest stored event,
+    /// and a known one resumes at its cursor: see the module contract.) Returns its cursor
+    /// and whether it was (re)started at the end. Durable before it returns; blocking (it
+    /// syncs when it writes): from async code call it through `spawn_blocking`.
     pub fn add_sink(&self, sink: &str) -> Result<(u64, bool), SpoolError> {
         self.inner.add_sink(sink)
     }

@@ -396,10 +396,10 @@ impl Inner {
 
     // ---- sinks ----------------------------------------------------------------------------
 
-    /// Configure `sink` while the spool is open. A sink the store knows (removed earlier, or
-    /// configured already) keeps its cursor; a new one starts at the last durable event, so it
-    /// gets the events made durable from now on. Returns the sink's cursor and whether it was
-    /// new.
+    /// Configure `sink` while the spool is open. A configured sink keeps its cursor; any other
+    /// starts at the last durable event, so it gets the events made durable from now on (one
+    /// the store knows keeps its dead letters). Returns the sink's cursor and whether it was
+    /// (re)started at the end. Blocking: the cursor is synced before it returns.
     pub fn add_sink(&self, sink: &str) -> Result<(u64, bool), SpoolError> {
         self.check_usable()?;
         if sink.is_empty() || sink.len() > super::open::MAX_SINK_NAME {
@@ -409,25 +409,25 @@ impl Inner {
             )));
         }
         let mut st = self.lock();
-        if let Some(s) = st.sinks.get_mut(sink) {
-            s.configured = true;
+        if let Some(s) = st.sinks.get(sink).filter(|s| s.configured) {
             return Ok((s.cursor, false));
         }
-        let start = self.durable_seq.load(Ordering::Acquire);
-        // Written before the sink exists in memory: a crash after this leaves a cursor that
-        // the next open finds (if it is not synced by then, the sink is new again at open and
-        // starts earlier: it gets more, never less).
+        // An unconfigured sink held nothing back: what is still stored after its cursor is an
+        // accident of the other sinks' progress, so it starts at the end too.
+        let start = self
+            .durable_seq
+            .load(Ordering::Acquire)
+            .max(st.sinks.get(sink).map_or(0, |s| s.cursor));
         self.tree
             .insert(format::cursor_key(sink), &format::encode_u64(start))
             .map_err(Inner::storage("writing a cursor"))?;
-        st.sinks.insert(
-            sink.to_string(),
-            SinkState {
-                configured: true,
-                cursor: start,
-                ..SinkState::default()
-            },
-        );
+        let s = st.sinks.entry(sink.to_string()).or_default();
+        s.cursor = start;
+        s.configured = true;
+        drop(st);
+        // Durable before the sink runs: after a crash the next open must not find an older
+        // cursor of a sink removed earlier (it would hand that sink old events).
+        self.sync()?;
         Ok((start, true))
     }
 

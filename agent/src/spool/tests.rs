@@ -1080,13 +1080,18 @@ async fn a_sink_added_at_runtime_starts_at_the_end_and_a_retired_one_holds_nothi
     spool.retire_sink("nobody");
     spool.settle().await.unwrap();
     assert_eq!(spool.stats().events_stored, 0);
+    spool.append(receipt()).await.unwrap();
+    // Configured again while open: at the end, not at its old cursor.
+    assert_eq!(spool.add_sink("hub").unwrap(), (7, true));
+    assert!(spool.next_batch("hub", 10).unwrap().is_empty());
+    spool.retire_sink("hub");
     let hub = spool
         .stats()
         .sinks
         .into_iter()
         .find(|s| s.name == "hub")
         .unwrap();
-    assert_eq!((hub.configured, hub.cursor), (false, 0));
+    assert_eq!((hub.configured, hub.cursor), (false, 7));
     close(spool).await;
 
     // The added sink's cursor survives a restart; at open it is a known sink.
@@ -1094,5 +1099,7 @@ async fn a_sink_added_at_runtime_starts_at_the_end_and_a_retired_one_holds_nothi
     assert!(check.new_sinks.is_empty(), "{:?}", check.new_sinks);
     let odoo = check.sinks.iter().find(|s| s.name == "odoo").unwrap();
     assert_eq!(odoo.cursor, 6);
+    let hub = check.sinks.iter().find(|s| s.name == "hub").unwrap();
+    assert_eq!(hub.cursor, 7);
     close(spool).await;
 }
