@@ -13,10 +13,12 @@ use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
 use crate::cli::RunArgs;
-use crate::delivery::{self, Backlog, SinkSettings};
+use crate::delivery::{self, Backlog, RetryNow, SinkSettings};
+use crate::fleet::commands::{AgentControls, Controls};
 use crate::health::Registry;
 use crate::shutdown;
 use crate::sinks::{Sink, file::FileSink};
+use crate::sources::Restarts;
 use crate::spool::{Spool, SpoolOptions};
 use crate::telemetry;
 use crate::workflow::{self, Machine, Workflow};
@@ -85,8 +87,22 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let (trigger, shutdown) = shutdown::channel();
     let health = Registry::new();
     let backlog: Arc<dyn Backlog> = Arc::new(spool.clone());
+    let retry_now = RetryNow::new();
+    let restarts = Restarts::new();
     let mut sources = JoinSet::new();
-    let mqtt = spawn_mqtt(&config, &spool, &health, &shutdown, &mut sources);
+    let (mqtt, commands) = spawn_mqtt(&config, &spool, &health, &shutdown, &mut sources);
+    if let (Some(connection), Some(commands)) = (&mqtt, commands) {
+        let controls = AgentControls::new(
+            Arc::clone(&health),
+            spool.clone(),
+            crate::health::publish::Settings::from_config(&config, None),
+            retry_now.clone(),
+            Arc::clone(&restarts),
+        );
+        let task =
+            spawn_fleet_commands(&config, connection, commands, Arc::new(controls), &shutdown)?;
+        sources.spawn(task);
+    }
     let mut sinks = JoinSet::new();
     for sink in &config.sinks {
         let target: Box<dyn Sink> = match &sink.target {
@@ -109,6 +125,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
             retry_max: sink.retry.max,
             shutdown_grace: SHUTDOWN_GRACE,
             health: health.sink(sink.name.as_str(), crate::health::sink_kind(&sink.target)),
+            retry_now: retry_now.clone(),
         };
         sinks.spawn(delivery::run_sink(
             Arc::clone(&backlog),
@@ -120,14 +137,14 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
 
     let reporting = spawn_health(&config, &spool, &health, mqtt.as_ref(), &shutdown);
     for source in &config.sources {
-        if let Input::Serial(serial) = &source.input {
+        if let Input::Serial(_) = &source.input {
             spawn_serial(
                 &mut sources,
                 &config,
                 source,
-                serial,
                 &spool,
                 &health,
+                &restarts,
                 &shutdown,
             );
         }
@@ -191,42 +208,64 @@ fn spawn_serial(
     sources: &mut JoinSet<()>,
     config: &Config,
     source: &tallyman_config::Source,
-    serial: &tallyman_config::Serial,
     spool: &Spool,
     health: &Arc<Registry>,
+    restarts: &Restarts,
     shutdown: &shutdown::Shutdown,
 ) {
+    let Input::Serial(serial) = &source.input else {
+        return;
+    };
     let serial = serial.clone();
     let machine = machine_for(config, source);
     let spool = spool.clone();
     let health = health.source(source.name.as_str(), "serial");
+    let restart = restarts.register(source.name.as_str());
     let shutdown = shutdown.clone();
     sources.spawn(async move {
-        crate::sources::serial::run(&serial, machine, spool, health, shutdown).await;
+        crate::sources::serial::run(&serial, machine, spool, health, restart, shutdown).await;
     });
 }
 
 /// Start the MQTT connection when `[mqtt]` is configured, and the mqtt source on it. The
 /// connection is closed (offline published, clean disconnect) after sources and sinks stopped.
+/// With `[remote]`, it also subscribes to signed commands: their queue is returned.
 fn spawn_mqtt(
     config: &Config,
     spool: &Spool,
     health: &Arc<Registry>,
     shutdown: &shutdown::Shutdown,
     sources: &mut JoinSet<()>,
-) -> Option<crate::mqtt::Connection> {
+) -> (
+    Option<crate::mqtt::Connection>,
+    Option<tokio::sync::mpsc::Receiver<crate::mqtt::Inbound>>,
+) {
+    use crate::mqtt::route::{self, Route};
     use crate::sources::mqtt as source;
-    let mut settings = crate::mqtt::Settings::from_config(config)?;
+    let Some(mut settings) = crate::mqtt::Settings::from_config(config) else {
+        return (None, None);
+    };
+    let (facility, gateway) = (&config.agent.facility, &config.agent.gateway);
     let input = config
         .sources
         .iter()
         .find(|s| matches!(s.input, Input::Mqtt));
-    if input.is_some() {
-        settings.subscriptions =
-            source::subscriptions(&config.agent.facility, &config.agent.gateway);
-    }
+    let mut routes = Vec::new();
+    let source_inbound = input.map(|_| {
+        let (r, rx) = Route::new(source::subscriptions(facility, gateway));
+        routes.push(r);
+        rx
+    });
+    let commands = config.remote.as_ref().map(|_| {
+        let (r, rx) = Route::new(crate::fleet::commands::subscriptions(facility, gateway));
+        routes.push(r);
+        rx
+    });
+    settings.subscriptions = route::subscriptions(&routes);
     let (connection, inbound) = crate::mqtt::Connection::start(settings, Arc::clone(health));
-    if let Some(input) = input {
+    // It ends when the connection does.
+    drop(route::spawn(inbound, connection.handle(), routes));
+    if let (Some(input), Some(inbound)) = (input, source_inbound) {
         let (config_, input_) = (config.clone(), input.clone());
         let machine_for: source::MachineFactory = Box::new(move |device| {
             let mut device_source = input_.clone();
@@ -247,7 +286,33 @@ fn spawn_mqtt(
             shutdown.clone(),
         ));
     }
-    Some(connection)
+    (Some(connection), commands)
+}
+
+/// The signed commands task (`[remote]` and `[mqtt]` configured): commands from `inbound`,
+/// results on the connection, acting through `controls`.
+fn spawn_fleet_commands(
+    config: &Config,
+    connection: &crate::mqtt::Connection,
+    inbound: tokio::sync::mpsc::Receiver<crate::mqtt::Inbound>,
+    controls: Arc<dyn Controls>,
+    shutdown: &shutdown::Shutdown,
+) -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use crate::fleet::{commands, seen::SeenIds};
+    let context = commands::Context::from_config(config)
+        .context("signed commands need [remote] trusted_keys")?;
+    let seen = SeenIds::open(&config.agent.data_dir, crate::clock::now())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(commands::serve(
+        inbound,
+        connection.handle(),
+        commands::Settings {
+            context,
+            seen: Arc::new(seen),
+            controls,
+        },
+        shutdown.clone(),
+    ))
 }
 
 /// The hub sink over the `[mqtt]` connection (the configuration requires `[mqtt]` for it).
