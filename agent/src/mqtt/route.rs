@@ -70,3 +70,92 @@ pub fn spawn(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use tallyman_protocol::event::{FacilityId, GatewayId};
+    use tallyman_protocol::topic::{CommandName, Target, Topic};
+
+    use super::super::acks::AckOrder;
+    use super::super::{Command, MqttHandle};
+    use super::*;
+
+    fn ids() -> (FacilityId, GatewayId) {
+        (
+            FacilityId::new("north").unwrap(),
+            GatewayId::new("gw-1").unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn each_message_goes_to_the_route_of_its_topic_and_others_are_acknowledged() {
+        let (f, g) = ids();
+        let (source, mut source_rx) = Route::new(vec![Filter::InEvents {
+            facility: f.clone(),
+            gateway: g.clone(),
+        }]);
+        let (commands, mut commands_rx) = Route::new(vec![
+            Filter::Cmd {
+                facility: f.clone(),
+                target: Target::Gateway(g.clone()),
+            },
+            Filter::Cmd {
+                facility: f.clone(),
+                target: Target::All,
+            },
+        ]);
+        let routes = vec![source, commands];
+        assert_eq!(subscriptions(&routes).len(), 3);
+        let (tx, mut handle_rx) = mpsc::channel(8);
+        let (inbound_tx, inbound) = mpsc::channel(8);
+        let task = spawn(inbound, MqttHandle { commands: tx }, routes);
+        let mut acks = AckOrder::new();
+        let mut send = |topic: Topic| {
+            let ack = acks.receive(7);
+            let inbound_tx = inbound_tx.clone();
+            async move {
+                inbound_tx
+                    .send(Inbound {
+                        topic,
+                        payload: Vec::new(),
+                        redelivered: false,
+                        ack,
+                    })
+                    .await
+                    .unwrap();
+            }
+        };
+        send(Topic::InEvents {
+            facility: f.clone(),
+            gateway: g.clone(),
+        })
+        .await;
+        send(Topic::Cmd {
+            facility: f.clone(),
+            target: Target::All,
+            name: CommandName::new("status").unwrap(),
+        })
+        .await;
+        send(Topic::ConfigSet {
+            facility: f.clone(),
+            target: Target::All,
+        })
+        .await;
+        assert!(matches!(
+            source_rx.recv().await.unwrap().topic,
+            Topic::InEvents { .. }
+        ));
+        assert!(matches!(
+            commands_rx.recv().await.unwrap().topic,
+            Topic::Cmd { .. }
+        ));
+        // No route for config/set: acknowledged by the router.
+        assert!(matches!(handle_rx.recv().await, Some(Command::Ack(_))));
+        drop(inbound_tx);
+        task.await.unwrap();
+        assert!(source_rx.recv().await.is_none());
+        assert!(commands_rx.recv().await.is_none());
+    }
+}
