@@ -25,6 +25,44 @@ pub enum Command {
     Spool(SpoolArgs),
     /// Show what scans mean, as one JSON object per input (GS1, HIBC, GTIN, ISBT 128, EPC).
     Decode(DecodeArgs),
+    /// Make an Ed25519 key pair for signing configurations and commands (central IT).
+    Keygen(KeygenArgs),
+    /// Signed commands for gateways (central IT).
+    #[command(subcommand)]
+    Cmd(CmdCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// The key id gateways know the key by (1 to 64 letters, digits, `.`, `-`, `_`).
+    #[arg(long, value_name = "KEY_ID")]
+    pub id: String,
+    /// Writes PREFIX.key (the private key, mode 0600) and PREFIX.pub (the `[remote]
+    /// trusted_keys` line); refuses to overwrite either.
+    #[arg(long, value_name = "PREFIX")]
+    pub out: std::path::PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CmdCommand {
+    /// Print a signed command (JSON) to publish on `tallyman/v1/FACILITY/GATEWAY/cmd/NAME`.
+    Sign {
+        /// The private key file written by `tallyman keygen`.
+        #[arg(long, value_name = "PREFIX.key")]
+        key: std::path::PathBuf,
+        /// FACILITY/GATEWAY or FACILITY/all; without it, every gateway that trusts the key.
+        #[arg(long, value_name = "TARGET")]
+        target: Option<String>,
+        /// Seconds the command stays valid (at most 86400).
+        #[arg(long, value_name = "SECS", default_value_t = 600)]
+        expires_in: u64,
+        /// The command: status, dlq-list, dlq-replay, flush, reconnect.
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// An argument of the command, such as `ids=all` or `source=dock-1`; may be repeated.
+        #[arg(long = "arg", value_name = "KEY=VALUE")]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -51,6 +89,24 @@ pub struct RunArgs {
 pub enum ConfigCommand {
     /// Check a configuration file: every error with file:line:col and key path; exit 1 if any.
     Check {
+        #[arg(value_name = "FILE")]
+        file: std::path::PathBuf,
+    },
+    /// Print a signed configuration document (JSON) to publish, retained, on
+    /// `tallyman/v1/FACILITY/GATEWAY/config/set`. FILE must be valid and have no `[remote]`.
+    Sign {
+        /// The private key file written by `tallyman keygen`.
+        #[arg(long, value_name = "PREFIX.key")]
+        key: std::path::PathBuf,
+        /// The document's version: greater than every version pushed before.
+        #[arg(long, value_name = "N")]
+        version: u64,
+        /// When the document stops being accepted (RFC 3339); without it, never.
+        #[arg(long, value_name = "RFC3339")]
+        expires: Option<String>,
+        /// FACILITY/GATEWAY or FACILITY/all; without it, every gateway that trusts the key.
+        #[arg(long, value_name = "TARGET")]
+        target: Option<String>,
         #[arg(value_name = "FILE")]
         file: std::path::PathBuf,
     },

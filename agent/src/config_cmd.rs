@@ -1,5 +1,6 @@
 //! `tallyman config check FILE`: every error of a configuration file, one per line as
-//! `file:line:col key.path: message`, exit 1 if there is any.
+//! `file:line:col key.path: message`, exit 1 if there is any. `tallyman config sign` is in
+//! `fleet_cmd`.
 
 use std::process::ExitCode;
 
@@ -23,5 +24,18 @@ pub fn run(cmd: &ConfigCommand) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::FAILURE)
             }
         },
+        ConfigCommand::Sign {
+            key,
+            version,
+            expires,
+            target,
+            file,
+        } => crate::fleet_cmd::sign_config(
+            key,
+            *version,
+            expires.as_deref(),
+            target.as_deref(),
+            file,
+        ),
     }
 }

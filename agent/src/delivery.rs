@@ -15,6 +15,8 @@
 //!   deadline, then it is abandoned (its events stay in the spool and come again after restart).
 //! - The sink's state, counters and delivery latency (capture → delivered) are kept in its
 //!   [`SinkHealth`] as outcomes are applied.
+//! - A sink waiting in retry backoff tries again at once when [`RetryNow::fire`] is called (the
+//!   `flush` command); the backoff itself is not reset, so a sink that fails again waits on.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -78,6 +80,34 @@ pub struct SinkSettings {
     pub shutdown_grace: Duration,
     /// Where the sink's state and counters are reported.
     pub health: Arc<SinkHealth>,
+    /// Cuts a retry backoff short (shared by all sinks).
+    pub retry_now: RetryNow,
+}
+
+/// Tells every sink waiting in retry backoff to try again now. Cheap to clone; all clones are
+/// one signal. A sink that is not waiting when it fires is not affected.
+#[derive(Debug, Clone)]
+pub struct RetryNow(Arc<watch::Sender<u64>>);
+
+impl Default for RetryNow {
+    fn default() -> RetryNow {
+        RetryNow(Arc::new(watch::channel(0).0))
+    }
+}
+
+impl RetryNow {
+    pub fn new() -> RetryNow {
+        RetryNow::default()
+    }
+
+    /// Wake every sink waiting in retry backoff.
+    pub fn fire(&self) {
+        self.0.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    fn subscribe(&self) -> watch::Receiver<u64> {
+        self.0.subscribe()
+    }
 }
 
 /// Per-event attempt bookkeeping, for dead letters.
@@ -99,6 +129,7 @@ pub async fn run_sink(
     let mut backoff = Backoff::new(settings.retry_initial, settings.retry_max, backoff::seed());
     let mut attempts: HashMap<u64, Attempts> = HashMap::new();
     let mut changes = backlog.subscribe();
+    let mut retry_now = settings.retry_now.subscribe();
     let health = Arc::clone(&settings.health);
     info!(sink = %name, "Sink started.");
     loop {
@@ -253,7 +284,7 @@ pub async fn run_sink(
                 health.retrying(&error);
                 let wait = backoff.next(after);
                 warn!(sink = %name, attempt = backoff.failures(), error = %error, wait_ms = wait.as_millis() as u64, "Delivery failed; will retry.");
-                if pause(wait, &mut shutdown).await {
+                if backoff_pause(wait, &mut shutdown, &mut retry_now).await {
                     break;
                 }
             }
@@ -277,6 +308,31 @@ async fn pause(d: Duration, shutdown: &mut Shutdown) -> bool {
     let until = Instant::now() + d;
     tokio::select! {
         _ = tokio::time::sleep_until(until) => false,
+        _ = shutdown.wait() => true,
+    }
+}
+
+/// Wait `d` after a failed delivery, or until told to retry now, or until shutdown. True if
+/// shutdown came first.
+async fn backoff_pause(
+    d: Duration,
+    shutdown: &mut Shutdown,
+    retry_now: &mut watch::Receiver<u64>,
+) -> bool {
+    // Only a signal given while waiting counts.
+    retry_now.mark_unchanged();
+    let until = Instant::now() + d;
+    tokio::select! {
+        _ = tokio::time::sleep_until(until) => false,
+        changed = retry_now.changed() => {
+            if changed.is_ok() {
+                info!("Retrying now, as asked (flush).");
+                false
+            } else {
+                // The signal's owner is gone: wait the backoff out.
+                pause(until.saturating_duration_since(Instant::now()), shutdown).await
+            }
+        }
         _ = shutdown.wait() => true,
     }
 }
@@ -469,6 +525,7 @@ mod tests {
             retry_max: Duration::from_secs(8),
             shutdown_grace: Duration::from_secs(1),
             health: crate::health::Registry::new().sink(name, "test"),
+            retry_now: RetryNow::new(),
         }
     }
 
@@ -744,6 +801,32 @@ mod tests {
         trigger.fire();
         task.await.unwrap();
         assert_eq!(health.snapshot().state.state, "stopped");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_now_cuts_a_backoff_short() {
+        let backlog = MemBacklog::new(1, |_| Kind::Receipt);
+        let retry = || Outcome::Retry {
+            after: Some(Duration::from_secs(3600)),
+            error: "503".into(),
+        };
+        let (sink, calls) = scripted(vec![retry(), retry()], false);
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let s = settings("hub", 10);
+        let retry_now = s.retry_now.clone();
+        let task = tokio::spawn(run_sink(backlog.clone(), sink, s, shutdown));
+        until(|| calls.lock().unwrap().len() == 1).await;
+        let start = Instant::now();
+        // A signal while the sink is waiting: it tries again at once, fails, waits again.
+        retry_now.fire();
+        until(|| calls.lock().unwrap().len() == 2).await;
+        assert!(Instant::now() - start < Duration::from_secs(1));
+        retry_now.fire();
+        until(|| backlog.delivered_to("hub") == vec![1]).await;
+        assert!(Instant::now() - start < Duration::from_secs(1));
+        trigger.fire();
+        task.await.unwrap();
+        assert_eq!(calls.lock().unwrap().len(), 3);
     }
 
     #[tokio::test(start_paused = true)]

@@ -11,6 +11,7 @@ pub mod config_cmd;
 pub mod decode;
 pub mod delivery;
 pub mod fleet;
+pub mod fleet_cmd;
 pub mod health;
 pub mod mqtt;
 pub mod run;
@@ -40,6 +41,8 @@ pub fn main() -> ExitCode {
         cli::Command::Run(args) => run::run(&args),
         cli::Command::Config(cmd) => config_cmd::run(&cmd),
         cli::Command::Spool(args) => spool_cmd::run(&args),
+        cli::Command::Keygen(args) => fleet_cmd::keygen(&args),
+        cli::Command::Cmd(cmd) => fleet_cmd::run_cmd(&cmd),
     };
     match result {
         Ok(code) => code,

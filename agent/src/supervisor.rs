@@ -39,12 +39,12 @@
 //! (sources settle what they started), then sinks until the grace deadline, the health task,
 //! the MQTT connection (`offline`), and the spool is closed by the caller.
 //!
-//! Inbound MQTT messages go through one router task per connection: `in/events` and
-//! `in/scans` to the mqtt source (over a channel that outlives restarts of the source, so
-//! that a message it had not taken is taken by the next one), `config/set` to the fleet
-//! configuration (acknowledged at once: the document is retained, so a document not acted on
-//! comes again at the next connection), `cmd/{name}` to the command handler if one is
-//! registered.
+//! Inbound MQTT messages go through one router task per connection (`mqtt/route.rs`):
+//! `in/events` and `in/scans` to the mqtt source (over a channel that outlives restarts of the
+//! source, so that a message it had not taken is taken by the next one), `config/set` to the
+//! fleet configuration (acknowledged at once: the document is retained, so a document not
+//! acted on comes again at the next connection), `cmd/{name}` to the signed commands task,
+//! which rides on the connection like the hub sinks.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -55,13 +55,17 @@ use tallyman_protocol::topic::{Filter, Topic};
 use tokio::io::{AsyncBufRead, AsyncRead, BufReader};
 use tokio::sync::{OwnedMutexGuard, mpsc, watch};
 use tokio::task::JoinHandle;
-use tracing::{debug, error, info, warn};
+use tracing::{error, info, warn};
 
-use crate::delivery::{self, Backlog, SinkSettings};
+use crate::delivery::{self, Backlog, RetryNow, SinkSettings};
+use crate::fleet::commands::{self, AgentControls};
+use crate::fleet::seen::SeenIds;
 use crate::health::Registry;
+use crate::mqtt::route::{self, Route};
 use crate::mqtt::{Connection, Inbound, Link, MqttHandle};
 use crate::shutdown::{Shutdown, Trigger};
 use crate::sinks::{Sink, file::FileSink};
+use crate::sources::Restarts;
 use crate::spool::{Spool, SpoolError};
 use crate::workflow::{self, Machine, Workflow};
 
@@ -269,14 +273,6 @@ pub struct Received {
     pub payload: Vec<u8>,
 }
 
-/// An inbound message for a handler, with the connection it came on (to acknowledge it there
-/// and nowhere else).
-#[derive(Debug)]
-pub struct Routed {
-    pub inbound: Inbound,
-    pub mqtt: MqttHandle,
-}
-
 /// One running task and how to stop it.
 #[derive(Debug)]
 struct Part {
@@ -297,8 +293,10 @@ struct LinkPart {
     /// The mqtt source's inbound messages: taken by each incarnation of the source and given
     /// back when it stops (none while one runs).
     inbox: Arc<Mutex<Option<mpsc::Receiver<Inbound>>>>,
-    /// The router's end of that channel.
-    to_source: Arc<Mutex<Option<mpsc::Sender<Inbound>>>>,
+    /// Hands `config/set` documents to the fleet configuration.
+    forward: Option<JoinHandle<()>>,
+    /// The signed commands task, and what it acts through.
+    commands: Option<(Part, Arc<AgentControls>)>,
 }
 
 /// Which task runs each part, by start number (the same number: the same task).
@@ -330,7 +328,12 @@ pub struct Supervisor {
     reporting: Option<Part>,
     stdin: Option<SharedStdin>,
     fleet: Option<mpsc::Sender<Received>>,
-    commands: Option<mpsc::Sender<Routed>>,
+    /// Command ids already received (opened with the first connection that takes commands).
+    seen: Option<Arc<SeenIds>>,
+    /// Cuts every sink's retry backoff short (the `flush` command).
+    retry_now: RetryNow,
+    /// Restart signals of the sources (the `reconnect` command).
+    restarts: Arc<Restarts>,
     next_id: u64,
 }
 
@@ -350,7 +353,9 @@ impl Supervisor {
             reporting: None,
             stdin: None,
             fleet: None,
-            commands: None,
+            seen: None,
+            retry_now: RetryNow::new(),
+            restarts: Restarts::new(),
             next_id: 0,
         }
     }
@@ -359,12 +364,6 @@ impl Supervisor {
     /// apply).
     pub fn route_config(&mut self, tx: mpsc::Sender<Received>) {
         self.fleet = Some(tx);
-    }
-
-    /// `cmd/{name}` messages go to `tx` (from the next connection on; call before the first
-    /// apply). Without it they are acknowledged and ignored.
-    pub fn route_commands(&mut self, tx: mpsc::Sender<Routed>) {
-        self.commands = Some(tx);
     }
 
     /// The configuration running (none before the first apply) and its version (none: the
@@ -409,7 +408,7 @@ impl Supervisor {
         version: Option<u64>,
     ) -> Result<Plan, ApplyError> {
         check_runnable(config).map_err(ApplyError::NotRunnable)?;
-        let p = plan(
+        let mut p = plan(
             self.running.as_ref().map(|c| (c, self.version)),
             self.link.as_ref().map(|l| &l.key),
             config,
@@ -465,6 +464,18 @@ impl Supervisor {
             .filter_map(|n| self.sources.remove(n))
             .collect();
         stop_parts(sources, "source").await;
+        for (name, change) in &p.sources {
+            if *change == Change::Stop {
+                self.restarts.unregister(name);
+            }
+        }
+        if p.connection == Some(Change::Keep) && self.mqtt_inbox_lost(config, &p) {
+            // The mqtt source's task ended without giving its channel back (it panicked or
+            // was aborted): messages it held stay unacknowledged until a new connection, so
+            // everything on the connection starts again on a new one.
+            warn!("The mqtt source's inbound channel was lost; rebuilding the MQTT connection.");
+            relink(&mut p, config);
+        }
         let sinks: Vec<Part> = stopping(&p.sinks)
             .iter()
             .filter_map(|n| self.sinks.remove(n))
@@ -486,6 +497,9 @@ impl Supervisor {
             if let Some(link) = &self.link {
                 // Closed: the next connection's settings carry it anyway.
                 let _ = link.connection.handle().set_config_version(version).await;
+                if let Some((_, controls)) = &link.commands {
+                    controls.set_config_version(version);
+                }
             }
         }
         if let Some(log) = self.running.as_ref().map(|c| &c.log) {
@@ -535,6 +549,10 @@ impl Supervisor {
     /// started, sinks get until the grace deadline, then the health task and the connection
     /// (`offline`, clean disconnect). The caller closes the spool.
     pub async fn stop(mut self) {
+        // Commands first, with intake: nothing new is started from now on.
+        if let Some((p, _)) = self.link.as_mut().and_then(|l| l.commands.take()) {
+            stop_parts(vec![p], "commands").await;
+        }
         for (_, p) in std::mem::take(&mut self.sources) {
             p.trigger.fire();
             if let Err(e) = p.task.await {
@@ -567,6 +585,24 @@ impl Supervisor {
         }
     }
 
+    /// Whether an mqtt source is to start on the running connection but its channel is gone.
+    fn mqtt_inbox_lost(&self, config: &Config, p: &Plan) -> bool {
+        let starts_mqtt_source = config.sources.iter().any(|s| {
+            matches!(s.input, Input::Mqtt)
+                && matches!(
+                    p.sources.get(s.name.as_str()),
+                    Some(Change::Start | Change::Restart)
+                )
+        });
+        starts_mqtt_source
+            && self.link.as_ref().is_some_and(|l| {
+                l.inbox
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .is_none()
+            })
+    }
+
     fn next_id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
@@ -582,29 +618,95 @@ impl Supervisor {
         settings.config_version = version;
         // Never smaller than what runs: a connection is not rebuilt to shrink it.
         settings.outgoing_inflight = key.inflight;
+        let (facility, gateway) = (&config.agent.facility, &config.agent.gateway);
         let (connection, inbound) = Connection::start(settings, Arc::clone(&self.health));
-        let (source_tx, source_rx) = mpsc::channel(crate::mqtt::INBOUND_QUEUE);
-        let has_source = config
+        let mut routes = Vec::new();
+        let mut source_rx = None;
+        if config
             .sources
             .iter()
-            .any(|s| matches!(s.input, Input::Mqtt));
-        let to_source = Arc::new(Mutex::new(has_source.then_some(source_tx)));
-        let router = tokio::spawn(route(
-            inbound,
-            connection.handle(),
-            Arc::clone(&to_source),
-            self.fleet.clone(),
-            self.commands.clone(),
-        ));
+            .any(|s| matches!(s.input, Input::Mqtt))
+        {
+            let (r, rx) = Route::new(crate::sources::mqtt::subscriptions(facility, gateway));
+            routes.push(r);
+            source_rx = Some(rx);
+        }
+        let mut forward = None;
+        let mut commands = None;
+        if config.remote.is_some() {
+            if let Some(fleet) = self.fleet.clone() {
+                let filters = key
+                    .subscriptions
+                    .iter()
+                    .filter(|f| matches!(f, Filter::ConfigSet { .. }))
+                    .cloned()
+                    .collect();
+                let (r, rx) = Route::new(filters);
+                routes.push(r);
+                forward = Some(tokio::spawn(forward_documents(
+                    rx,
+                    connection.handle(),
+                    fleet,
+                )));
+            }
+            let (r, rx) = Route::new(commands::subscriptions(facility, gateway));
+            routes.push(r);
+            commands = self.start_commands(config, version, &connection, rx);
+        }
+        let router = route::spawn(inbound, connection.handle(), routes);
         let id = self.next_id();
         self.link = Some(LinkPart {
             id,
             key,
             connection,
             router,
-            inbox: Arc::new(Mutex::new(Some(source_rx))),
-            to_source,
+            inbox: Arc::new(Mutex::new(source_rx)),
+            forward,
+            commands,
         });
+    }
+
+    /// The signed commands task on `connection`, taking `inbound`. None (logged) when the
+    /// seen command ids cannot be read: commands are then refused by not being taken.
+    fn start_commands(
+        &mut self,
+        config: &Config,
+        version: Option<u64>,
+        connection: &Connection,
+        inbound: mpsc::Receiver<Inbound>,
+    ) -> Option<(Part, Arc<AgentControls>)> {
+        let context = commands::Context::from_config(config)?;
+        if self.seen.is_none() {
+            match SeenIds::open(&config.agent.data_dir, crate::clock::now()) {
+                Ok(seen) => self.seen = Some(Arc::new(seen)),
+                Err(e) => {
+                    error!(error = %e, "Cannot read the command ids already received; signed commands are not taken.");
+                    return None;
+                }
+            }
+        }
+        let seen = Arc::clone(self.seen.as_ref()?);
+        let controls = Arc::new(AgentControls::new(
+            Arc::clone(&self.health),
+            self.spool.clone(),
+            crate::health::publish::Settings::from_config(config, version),
+            self.retry_now.clone(),
+            Arc::clone(&self.restarts),
+        ));
+        let (trigger, shutdown) = self.agent.child();
+        let settings = commands::Settings {
+            context,
+            seen,
+            controls: Arc::clone(&controls) as Arc<dyn commands::Controls>,
+        };
+        let task = tokio::spawn(commands::serve(
+            inbound,
+            connection.handle(),
+            settings,
+            shutdown,
+        ));
+        let id = self.next_id();
+        Some((Part { id, trigger, task }, controls))
     }
 
     fn start_sink(&mut self, config: &Config, sink: &tallyman_config::Sink) {
@@ -642,6 +744,7 @@ impl Supervisor {
             health: self
                 .health
                 .sink(sink.name.as_str(), crate::health::sink_kind(&sink.target)),
+            retry_now: self.retry_now.clone(),
         };
         let backlog: Arc<dyn Backlog> = Arc::new(self.spool.clone());
         let task = tokio::spawn(delivery::run_sink(backlog, target, settings, shutdown));
@@ -658,8 +761,10 @@ impl Supervisor {
                 let serial = serial.clone();
                 let machine = machine_for(config, source);
                 let health = self.health.source(source.name.as_str(), "serial");
+                let restart = self.restarts.register(source.name.as_str());
                 tokio::spawn(async move {
-                    crate::sources::serial::run(&serial, machine, spool, health, shutdown).await;
+                    crate::sources::serial::run(&serial, machine, spool, health, restart, shutdown)
+                        .await;
                 })
             }
             Input::Stdin(stdin) => {
@@ -700,20 +805,10 @@ impl Supervisor {
                 };
                 let inbox = Arc::clone(&link.inbox);
                 let taken = inbox.lock().unwrap_or_else(PoisonError::into_inner).take();
-                let inbound = match taken {
-                    Some(rx) => rx,
-                    None => {
-                        // The previous incarnation was aborted with the channel: a new one.
-                        // Messages it had taken stay unacknowledged until the next connection
-                        // (the broker then delivers them again).
-                        warn!(source = %source.name, "The mqtt source's inbound channel was lost with an aborted task; starting on a new one.");
-                        let (tx, rx) = mpsc::channel(crate::mqtt::INBOUND_QUEUE);
-                        *link
-                            .to_source
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner) = Some(tx);
-                        rx
-                    }
+                let Some(inbound) = taken else {
+                    // `apply` rebuilds the connection when the channel is gone.
+                    error!(source = %source.name, "The mqtt source's inbound channel is gone; not started.");
+                    return;
                 };
                 let (config_, input_) = (config.clone(), source.clone());
                 let machine_for: mqtt_source::MachineFactory = Box::new(move |device| {
@@ -775,9 +870,20 @@ async fn stop_parts(parts: Vec<Part>, what: &'static str) {
     }
 }
 
-/// Close a connection (`offline`, clean disconnect) and wait for its router.
-async fn close_link(link: LinkPart) {
+/// Stop the commands task, close a connection (`offline`, clean disconnect) and wait for its
+/// router.
+async fn close_link(mut link: LinkPart) {
+    if let Some((p, _)) = link.commands.take() {
+        stop_parts(vec![p], "commands").await;
+    }
     link.connection.close().await;
+    if let Some(forward) = link.forward.take() {
+        // Ends with the router's queues.
+        let abort = forward.abort_handle();
+        if tokio::time::timeout(ABORT_AFTER, forward).await.is_err() {
+            abort.abort();
+        }
+    }
     // The connection's inbound channel is closed now, so the router ends.
     let abort = link.router.abort_handle();
     if tokio::time::timeout(ABORT_AFTER, link.router)
@@ -788,67 +894,41 @@ async fn close_link(link: LinkPart) {
     }
 }
 
-/// Hand each inbound message to whoever handles its topic.
-async fn route(
+/// Hand `config/set` documents to the fleet configuration. Each is acknowledged at once: it is
+/// retained, so a document not acted on (the agent stopped, or the queue was full) comes again
+/// with the next connection.
+async fn forward_documents(
     mut inbound: mpsc::Receiver<Inbound>,
     mqtt: MqttHandle,
-    source: Arc<Mutex<Option<mpsc::Sender<Inbound>>>>,
-    fleet: Option<mpsc::Sender<Received>>,
-    commands: Option<mpsc::Sender<Routed>>,
+    fleet: mpsc::Sender<Received>,
 ) {
     while let Some(m) = inbound.recv().await {
-        match &m.topic {
-            Topic::InEvents { .. } | Topic::InScans { .. } => match to_source(&source) {
-                Some(tx) => {
-                    if let Err(mpsc::error::SendError(m)) = tx.send(m).await {
-                        // The channel is gone with the connection: left unacknowledged, the
-                        // broker delivers it again.
-                        debug!(topic = %m.topic, "No mqtt source any more; left unacknowledged.");
-                    }
-                }
-                None => mqtt.ack(m.ack).await,
-            },
-            Topic::ConfigSet { .. } => {
-                // Retained: a document not acted on comes again at the next connection.
-                mqtt.ack(m.ack).await;
-                let Some(tx) = &fleet else {
-                    debug!(topic = %m.topic, "No remote configuration here; ignored.");
-                    continue;
-                };
-                let received = Received {
-                    topic: m.topic,
-                    payload: m.payload,
-                };
-                if let Err(e) = tx.try_send(received) {
-                    warn!(error = %e, "Configuration documents arrive faster than they are handled; one was dropped (the retained document comes again at the next connection).");
-                }
-            }
-            Topic::Cmd { .. } => match &commands {
-                Some(tx) => {
-                    let routed = Routed {
-                        inbound: m,
-                        mqtt: mqtt.clone(),
-                    };
-                    if let Err(mpsc::error::SendError(r)) = tx.send(routed).await {
-                        mqtt.ack(r.inbound.ack).await;
-                    }
-                }
-                None => {
-                    debug!(topic = %m.topic, "No command handler; acknowledged and ignored.");
-                    mqtt.ack(m.ack).await;
-                }
-            },
-            other => {
-                debug!(topic = %other, "An inbound message nobody handles; acknowledged and ignored.");
-                mqtt.ack(m.ack).await;
-            }
+        mqtt.ack(m.ack).await;
+        let received = Received {
+            topic: m.topic,
+            payload: m.payload,
+        };
+        if let Err(e) = fleet.try_send(received) {
+            warn!(error = %e, "Configuration documents arrive faster than they are handled; one was dropped (the retained document comes again at the next connection).");
         }
     }
 }
 
-/// The router's current channel to the mqtt source (the lock is not held across an await).
-fn to_source(slot: &Mutex<Option<mpsc::Sender<Inbound>>>) -> Option<mpsc::Sender<Inbound>> {
-    slot.lock().unwrap_or_else(PoisonError::into_inner).clone()
+/// Make `p` restart the connection and everything riding on it.
+fn relink(p: &mut Plan, config: &Config) {
+    p.connection = Some(Change::Restart);
+    for s in &config.sinks {
+        if matches!(s.target, SinkTarget::Mqtt(_)) {
+            if let Some(c) = p.sinks.get_mut(s.name.as_str()) {
+                if *c == Change::Keep {
+                    *c = Change::Restart;
+                }
+            }
+        }
+    }
+    if p.health == Some(Change::Keep) {
+        p.health = Some(Change::Restart);
+    }
 }
 
 /// The shared stdin, lent to one source incarnation.

@@ -413,8 +413,10 @@ pub fn verify_for(
     Ok(verified)
 }
 
-/// Steps 1–5: size, outer JSON, key id, signature, payload.
-fn verify_signature(bytes: &[u8], anchors: &[TrustAnchor]) -> Result<Verified, Refused> {
+/// Steps 1–5 only: size, outer JSON, key id, signature, payload. For a caller that wants the
+/// verified content (a command's id, a configuration's version) even when a later check
+/// refuses it; it must then run the [`Verified`] checks itself, in the module's order.
+pub fn verify_signature(bytes: &[u8], anchors: &[TrustAnchor]) -> Result<Verified, Refused> {
     if bytes.len() > MAX_DOCUMENT_BYTES {
         return Err(Refused::TooLarge {
             bytes: bytes.len(),

@@ -64,6 +64,7 @@
 mod acks;
 mod connection;
 mod outbound;
+pub mod route;
 pub mod tls;
 
 use std::sync::Arc;

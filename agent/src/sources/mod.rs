@@ -7,7 +7,11 @@ pub mod mqtt;
 pub mod serial;
 pub mod stdin;
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
 use tallyman_protocol::event::{Event, EventId};
+use tokio::sync::Notify;
 
 use crate::spool::{AppendError, Queued, Spool};
 use crate::workflow::{Feedback, Machine, Step};
@@ -101,4 +105,61 @@ pub async fn finish(submitted: Submitted) -> Result<(), StoreError> {
         }
     }
     result
+}
+
+/// Asks one source to restart (the `reconnect` command): a serial source closes its port and
+/// opens it again at once. Cheap to clone; all clones are one signal. A request made while the
+/// source is busy is kept until it looks.
+#[derive(Debug, Clone, Default)]
+pub struct Restart(Arc<Notify>);
+
+impl Restart {
+    pub fn request(&self) {
+        self.0.notify_one();
+    }
+
+    /// Resolves once a restart was requested.
+    pub async fn requested(&self) {
+        self.0.notified().await;
+    }
+}
+
+/// The sources that can be restarted, by name.
+#[derive(Debug, Default)]
+pub struct Restarts(Mutex<BTreeMap<String, Restart>>);
+
+impl Restarts {
+    pub fn new() -> Arc<Restarts> {
+        Arc::default()
+    }
+
+    /// The restart signal of source `name` (made on first use), for the source to watch.
+    pub fn register(&self, name: &str) -> Restart {
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        map.entry(name.to_owned()).or_default().clone()
+    }
+
+    /// Source `name` is gone (removed by a configuration change).
+    pub fn unregister(&self, name: &str) {
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        map.remove(name);
+    }
+
+    /// Ask source `name` to restart. False when no such source can restart.
+    pub fn request(&self, name: &str) -> bool {
+        let map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match map.get(name) {
+            Some(r) => {
+                r.request();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The names of the sources that can restart.
+    pub fn names(&self) -> Vec<String> {
+        let map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        map.keys().cloned().collect()
+    }
 }

@@ -13,7 +13,9 @@
 //! port stayed open for [`STABLE`]) — forever, until shutdown. Never a busy loop: every failed
 //! attempt is followed by a sleep. A partial frame pending when the device goes away is
 //! discarded (and logged). Health: `opening` → `open` → `reopening` (with the last error) →
-//! … → `stopped`; `reopens` counts the opens after the first. The log says when the device
+//! … → `stopped`; `reopens` counts the opens after the first. A [`Restart`] request (the
+//! `reconnect` command) closes an open port and reopens it at once, or cuts short the wait
+//! before the next attempt to open it. The log says when the device
 //! opens (INFO) and when it goes away or cannot be opened (WARN, once per outage; repeated
 //! failures only at DEBUG, with a WARN reminder every [`REMIND_EVERY`]).
 //!
@@ -45,6 +47,7 @@ use super::driver::{self, Frame, Respond};
 use crate::backoff::{self, Backoff};
 use crate::health::SourceHealth;
 use crate::shutdown::Shutdown;
+use crate::sources::Restart;
 use crate::spool::Spool;
 use crate::workflow::{Feedback, Machine};
 
@@ -78,6 +81,8 @@ pub struct Settings {
     /// Written after a scan refused because the spool is full; the `bad` bytes when the
     /// configuration leaves `full` empty (a refused scan must never sound like a good one).
     pub full: Vec<u8>,
+    /// Asked to close and reopen the port (the `reconnect` command).
+    pub restart: Restart,
 }
 
 impl Settings {
@@ -98,6 +103,7 @@ impl Settings {
             } else {
                 serial.feedback.full.clone()
             },
+            restart: Restart::default(),
         }
     }
 }
@@ -111,6 +117,8 @@ pub enum PortError {
     Read { path: String, source: io::Error },
     #[error("reading {path}: end of file (the device went away)")]
     EndOfFile { path: String },
+    #[error("{path} closed to reopen it, as asked (reconnect)")]
+    Restart { path: String },
 }
 
 /// Something that opens the device: the real serial port, or a fake in tests.
@@ -182,10 +190,12 @@ pub async fn run<M: Machine>(
     machine: M,
     spool: Spool,
     health: Arc<SourceHealth>,
+    restart: Restart,
     shutdown: Shutdown,
 ) {
     let device = Device::from_config(serial);
-    let settings = Settings::from_config(serial);
+    let mut settings = Settings::from_config(serial);
+    settings.restart = restart;
     run_with(device, settings, machine, spool, health, shutdown).await;
 }
 
@@ -331,6 +341,7 @@ pub async fn read_port<O: Open>(
                     frames: &frames,
                     beeps: &mut beeps,
                     shutdown: &mut shutdown,
+                    restart: &settings.restart,
                     source: &source,
                     write_paused_until: None,
                 };
@@ -343,6 +354,13 @@ pub async fn read_port<O: Open>(
                     End::Gone(why) => {
                         drop(port);
                         let partial = framer.reset();
+                        if matches!(why, PortError::Restart { .. }) {
+                            info!(source = %source, path = %name, discarded_bytes = partial, "Serial device closed to reopen it, as asked.");
+                            health.set_state("reopening", Some(why.to_string()));
+                            backoff.reset();
+                            // Reopen at once.
+                            continue;
+                        }
                         warn!(
                             source = %source,
                             path = %name,
@@ -398,6 +416,11 @@ pub async fn read_port<O: Open>(
         loop {
             tokio::select! {
                 _ = &mut pause => break,
+                () = settings.restart.requested() => {
+                    info!(source = %source, path = %name, "Opening the serial device now, as asked.");
+                    backoff.reset();
+                    break;
+                }
                 beep = beeps.recv() => match beep {
                     Some(_) => debug!(source = %source, "Serial device closed; feedback skipped."),
                     None => return,
@@ -452,6 +475,7 @@ struct Session<'a, P> {
     frames: &'a mpsc::Sender<Frame>,
     beeps: &'a mut mpsc::Receiver<Arc<[u8]>>,
     shutdown: &'a mut Shutdown,
+    restart: &'a Restart,
     source: &'a SourceName,
     /// A feedback write timed out: no writes until then (warned once per port).
     write_paused_until: Option<Instant>,
@@ -483,6 +507,9 @@ impl<P: AsyncRead + AsyncWrite + Unpin> Session<'_, P> {
                     Some(bytes) => self.write(&bytes).await,
                     None => return End::Stop,
                 },
+                () = self.restart.requested() => {
+                    return End::Gone(PortError::Restart { path: name.to_owned() });
+                }
                 _ = self.shutdown.wait() => return End::Stop,
             }
         }

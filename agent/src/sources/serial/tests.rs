@@ -69,6 +69,7 @@ fn settings(rate: u32) -> Settings {
         good: b"G".to_vec(),
         bad: b"B".to_vec(),
         full: b"F".to_vec(),
+        restart: Restart::default(),
     }
 }
 
@@ -432,4 +433,51 @@ fn a_spool_full_refusal_is_marked_for_the_full_signal() {
     let failed = StoreError::Failed("disk error".into()).feedback(&step);
     assert!(!failed.spool_full);
     assert_eq!(failed.result, FeedbackResult::Rejected);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_request_reopens_an_open_port_at_once_and_cuts_a_backoff_short() {
+    let device = FakeDevice::default();
+    let mut scanner = device.plug();
+    let s = settings(50);
+    let restart = s.restart.clone();
+    let mut run = start(device.clone(), s);
+    write(&mut scanner, b"one\rhalf").await;
+    assert_eq!(run.frames.recv().await, Some(Frame::Scan(b"one".to_vec())));
+    until("the device to be open", || {
+        run.health.state().state == "open"
+    })
+    .await;
+
+    // Open: closed and reopened without waiting; the partial frame is discarded.
+    let mut second = device.plug();
+    let asked = Instant::now();
+    restart.request();
+    until("the reopen", || {
+        run.health.reopens.load(Ordering::Relaxed) == 1
+    })
+    .await;
+    assert!(Instant::now() - asked < Duration::from_millis(50));
+    assert_eq!(device.opens(), 2);
+    write(&mut second, b"two\r").await;
+    assert_eq!(run.frames.recv().await, Some(Frame::Scan(b"two".to_vec())));
+
+    // Gone and waiting out a long backoff: a request makes the next attempt now.
+    for _ in 0..6 {
+        device.fail(io::ErrorKind::NotFound);
+    }
+    drop(second);
+    until("six failed opens", || device.opens() == 8).await;
+    let third = device.plug();
+    let asked = Instant::now();
+    restart.request();
+    until("the device to be open again", || {
+        run.health.state().state == "open"
+    })
+    .await;
+    assert!(Instant::now() - asked < Duration::from_millis(50));
+    assert_eq!(device.opens(), 9);
+    drop(third);
+    run.trigger.fire();
+    run.task.await.unwrap();
 }
