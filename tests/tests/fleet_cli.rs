@@ -246,7 +246,12 @@ fn cmd_sign_prints_a_fresh_command_valid_for_ten_minutes() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let first = String::from_utf8(out.stdout).unwrap();
-    let v = signed::verify(first.trim().as_bytes(), std::slice::from_ref(&anchor), now()).unwrap();
+    let v = signed::verify(
+        first.trim().as_bytes(),
+        std::slice::from_ref(&anchor),
+        now(),
+    )
+    .unwrap();
     let command = v.command().unwrap();
     assert_eq!(command.name.as_str(), "dlq-replay");
     assert_eq!(command.args["ids"], "all");
