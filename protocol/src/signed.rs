@@ -78,6 +78,37 @@ pub struct TrustAnchor {
     pub public_key: [u8; 32],
 }
 
+impl FromStr for TrustAnchor {
+    type Err = String;
+
+    /// `KEY_ID:<base64 public key>`, the line `tallyman keygen` writes to `PREFIX.pub`.
+    fn from_str(s: &str) -> Result<TrustAnchor, String> {
+        let (id, b64) = s
+            .trim()
+            .split_once(':')
+            .ok_or("a trusted key is `KEY_ID:<base64 Ed25519 public key>`")?;
+        if !valid_key_id(id) {
+            return Err(format!(
+                "key id `{}` must be 1 to 64 ASCII letters, digits, `.`, `-` or `_`",
+                escape(id.as_bytes())
+            ));
+        }
+        let key = BASE64
+            .decode(b64.as_bytes())
+            .map_err(|e| format!("key `{id}`: not base64: {e}"))?;
+        let public_key: [u8; 32] = key.as_slice().try_into().map_err(|_| {
+            format!(
+                "key `{id}`: an Ed25519 public key is 32 bytes, this one has {}",
+                key.len()
+            )
+        })?;
+        Ok(TrustAnchor {
+            id: id.to_owned(),
+            public_key,
+        })
+    }
+}
+
 /// Whether `id` is a key id: 1 to 64 ASCII letters, digits, `.`, `-` or `_` (the rule of
 /// `[remote] trusted_keys`).
 pub fn valid_key_id(id: &str) -> bool {

@@ -197,6 +197,9 @@ fn key_files_round_trip_and_the_public_line_is_the_trusted_key_form() {
     assert_eq!(id, "central-it-2026");
     assert_eq!(BASE64.decode(b64).unwrap(), k.public_key());
     assert!(!format!("{k:?}").contains(&BASE64.encode([7u8; 32])));
+    assert_eq!(line.parse::<TrustAnchor>(), Ok(k.anchor()));
+    assert!("k:AAEC".parse::<TrustAnchor>().is_err());
+    assert!("bad id:AAEC".parse::<TrustAnchor>().is_err());
     for bad in [
         "",
         "nokey",
