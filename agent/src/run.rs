@@ -92,6 +92,9 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
             SinkTarget::Http(h) => {
                 Box::new(crate::sinks::http::HttpSink::new(sink.name.as_str(), h))
             }
+            SinkTarget::Odoo(o) => {
+                Box::new(crate::sinks::odoo::OdooSink::new(sink.name.as_str(), o))
+            }
             // Refused above.
             _ => continue,
         };
@@ -286,9 +289,8 @@ fn refuse_unavailable(config: &Config) -> anyhow::Result<()> {
     }
     for sink in &config.sinks {
         let kind = match sink.target {
-            SinkTarget::File(_) | SinkTarget::Http(_) => continue,
+            SinkTarget::File(_) | SinkTarget::Http(_) | SinkTarget::Odoo(_) => continue,
             SinkTarget::Mqtt(_) => "mqtt",
-            SinkTarget::Odoo(_) => "odoo",
         };
         anyhow::bail!(
             "sink `{}`: {kind} sinks are not available in this version",
