@@ -404,7 +404,7 @@ impl Env<'_> {
         let mut x2many = Vec::new();
         for (k, v) in &all {
             let Some(f) = m.field(k) else { continue };
-            if f.name == "id" || f.name == "display_name" {
+            if f.name == "id" || f.name == "display_name" || f.computed {
                 continue;
             }
             match f.ty {
@@ -890,7 +890,7 @@ fn table_name(model: &str) -> String {
 }
 
 /// The not-null violation of a required field, as Odoo words it.
-fn not_null(m: &Model, f: &Field) -> OdooError {
+pub(crate) fn not_null(m: &Model, f: &Field) -> OdooError {
     OdooError::validation(format!(
         "The operation cannot be completed:\n- Create/update: a mandatory field is not set.\n- Delete: another model requires the record being deleted. If possible, archive it instead.\n\nModel: {} ({})\nField: {} ({})",
         m.description, m.name, f.string, f.name

@@ -160,21 +160,24 @@ impl OdooError {
         }
     }
 
-    /// The elided traceback, ending as Odoo's last line would.
+    /// The traceback as the captures have it: elided, then its last line (the last line of
+    /// `<exception>: <message>`).
     fn debug(&self) -> String {
-        let last = match self.kind.werkzeug() {
+        let full = match self.kind.werkzeug() {
             Some((code, phrase)) => {
                 format!("{}: {code} {phrase}: {}", self.name(), self.message)
             }
             None => {
-                let short = self
-                    .name()
-                    .rsplit_once("builtins.")
-                    .map_or(self.name(), |x| x.1);
+                let short = self.name().strip_prefix("builtins.").unwrap_or(self.name());
                 format!("{short}: {}", self.message)
             }
         };
-        format!("Traceback (most recent call last):\n  ... (fake Odoo, no traceback)\n{last}\n")
+        let last = full
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or_default();
+        format!("Traceback (most recent call last):\n  ... (server traceback elided)\n{last}")
     }
 
     /// `serialize_exception` as JSON text in the field order of the version (19: name,

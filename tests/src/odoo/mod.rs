@@ -19,9 +19,7 @@
 //! `edgebot` (uid 6, API key only, [`FakeOdoo::bot_key`]: Inventory / User rights, so
 //! `ir.model.data` is refused except through `check_object_reference` and `load`).
 
-// The stock behaviour is being filled in; parts of the store are not used yet.
-#![allow(dead_code)]
-
+mod barcode;
 mod db;
 mod domain;
 mod error;

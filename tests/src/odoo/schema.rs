@@ -107,8 +107,6 @@ pub(crate) struct Model {
     /// Default `order`.
     pub order: &'static str,
     pub bot: Rights,
-    /// A transient wizard (no `active`, created by the button flows).
-    pub transient: bool,
 }
 
 impl Model {
@@ -270,7 +268,6 @@ fn build(v: Version) -> Schema {
                    description: &'static str,
                    order: &'static str,
                    bot: Rights,
-                   transient: bool,
                    b: &mut B| {
         models.insert(
             name,
@@ -280,7 +277,6 @@ fn build(v: Version) -> Schema {
                 fields: std::mem::take(&mut b.fields),
                 order,
                 bot,
-                transient,
             },
         );
     };
@@ -291,7 +287,6 @@ fn build(v: Version) -> Schema {
         "Companies",
         "sequence, name",
         READ,
-        false,
         B::new().r("name", Char, "Company Name"),
     );
     add(
@@ -299,7 +294,6 @@ fn build(v: Version) -> Schema {
         "Contact",
         "name, id desc",
         ALL,
-        false,
         B::new()
             .r("name", Char, "Name")
             .f("comment", Text, "Notes")
@@ -315,7 +309,6 @@ fn build(v: Version) -> Schema {
         "User",
         "name, login",
         READ,
-        false,
         B::new()
             .r("login", Char, "Login")
             .f("name", Char, "Name")
@@ -328,7 +321,6 @@ fn build(v: Version) -> Schema {
         "Product Unit of Measure",
         "name",
         READ,
-        false,
         B::new()
             .r("name", Char, "Unit of Measure")
             .f("factor", Float, "Ratio")
@@ -340,7 +332,6 @@ fn build(v: Version) -> Schema {
         "Product Variant",
         "default_code, name, id",
         READ,
-        false,
         B::new()
             .r("name", Char, "Name")
             .f("barcode", Char, "Barcode")
@@ -389,7 +380,6 @@ fn build(v: Version) -> Schema {
         "Inventory Locations",
         "complete_name, id",
         READ,
-        false,
         B::new()
             .r("name", Char, "Location Name")
             .c("complete_name", Char, "Full Location Name")
@@ -412,7 +402,6 @@ fn build(v: Version) -> Schema {
         "Warehouse",
         "sequence,id",
         READ,
-        false,
         B::new()
             .r("name", Char, "Warehouse")
             .r("code", Char, "Short Name")
@@ -425,7 +414,6 @@ fn build(v: Version) -> Schema {
         "Picking Type",
         "sequence, id",
         READ,
-        false,
         B::new()
             .r("name", Char, "Operation Type")
             .r("code", Selection(CODES), "Type of Operation")
@@ -462,7 +450,6 @@ fn build(v: Version) -> Schema {
         "Transfer",
         "priority desc, scheduled_date asc, id desc",
         ALL,
-        false,
         B::new()
             .f("name", Char, "Reference")
             .f("origin", Char, "Source Document")
@@ -524,7 +511,6 @@ fn build(v: Version) -> Schema {
         "Stock Move",
         "sequence, id",
         ALL,
-        false,
         B::new()
             .when(v.move_has_name(), |b| {
                 b.r("name", Char, "Description");
@@ -557,7 +543,7 @@ fn build(v: Version) -> Schema {
             .f("origin", Char, "Source Document")
             .c("state", Selection(MOVE_STATES), "Status")
             .when(v == Version::V16, |b| {
-                b.f("quantity_done", Float, "Quantity Done").c(
+                b.c("quantity_done", Float, "Quantity Done").c(
                     "reserved_availability",
                     Float,
                     "Quantity Reserved",
@@ -590,7 +576,6 @@ fn build(v: Version) -> Schema {
         "Product Moves (Stock Move Line)",
         "id",
         ALL,
-        false,
         B::new()
             .f("move_id", Many2one("stock.move"), "Stock Operation")
             .f("picking_id", Many2one("stock.picking"), "Transfer")
@@ -632,7 +617,6 @@ fn build(v: Version) -> Schema {
         "Packages",
         "name",
         ALL,
-        false,
         B::new().f("name", Char, "Package Reference"),
     );
     add(
@@ -640,7 +624,6 @@ fn build(v: Version) -> Schema {
         "Lot/Serial",
         "name, id",
         ALL,
-        false,
         B::new()
             .r("name", Char, "Lot/Serial Number")
             .r("product_id", Many2one("product.product"), "Product")
@@ -660,7 +643,6 @@ fn build(v: Version) -> Schema {
         "Quants",
         "id",
         ALL,
-        false,
         B::new()
             .r("product_id", Many2one("product.product"), "Product")
             .r("location_id", Many2one("stock.location"), "Location")
@@ -672,6 +654,7 @@ fn build(v: Version) -> Schema {
             .c("available_quantity", Float, "Available Quantity")
             .f("inventory_quantity", Float, "Counted Quantity")
             .f("inventory_quantity_set", Bool, "Inventory Quantity Set")
+            .f("inventory_date", Date, "Scheduled Date")
             .c("inventory_diff_quantity", Float, "Difference")
             .c("in_date", Datetime, "Incoming Date")
             .f("company_id", Many2one("res.company"), "Company"),
@@ -681,7 +664,6 @@ fn build(v: Version) -> Schema {
         "Scrap",
         "id desc",
         ALL,
-        false,
         B::new()
             .f("name", Char, "Reference")
             .f("origin", Char, "Source Document")
@@ -717,7 +699,6 @@ fn build(v: Version) -> Schema {
         "Warn Insufficient Scrap Quantity",
         "id",
         ALL,
-        true,
         B::new()
             .f("product_id", Many2one("product.product"), "Product")
             .f("location_id", Many2one("stock.location"), "Location")
@@ -730,7 +711,6 @@ fn build(v: Version) -> Schema {
         "Backorder Confirmation",
         "id",
         ALL,
-        true,
         B::new()
             .f("pick_ids", Many2many("stock.picking"), "Pick")
             .f("show_transfers", Bool, "Show Transfers")
@@ -748,7 +728,6 @@ fn build(v: Version) -> Schema {
         "Backorder Confirmation Line",
         "id",
         ALL,
-        true,
         B::new()
             .f(
                 "backorder_confirmation_id",
@@ -764,7 +743,6 @@ fn build(v: Version) -> Schema {
             "Immediate Transfer",
             "id",
             ALL,
-            true,
             B::new()
                 .f("pick_ids", Many2many("stock.picking"), "Pick")
                 .f("show_transfers", Bool, "Show Transfers")
@@ -779,7 +757,6 @@ fn build(v: Version) -> Schema {
             "Immediate Transfer Line",
             "id",
             ALL,
-            true,
             B::new()
                 .f(
                     "immediate_transfer_id",
@@ -795,7 +772,6 @@ fn build(v: Version) -> Schema {
         "Confirm Expiry",
         "id",
         ALL,
-        true,
         B::new()
             .f("picking_ids", Many2many("stock.picking"), "Picking")
             .f("lot_ids", Many2many("stock.lot"), "Lot")
@@ -807,7 +783,6 @@ fn build(v: Version) -> Schema {
         "Model Data",
         "module, model, name",
         NONE_ADMIN,
-        false,
         B::new()
             .r("name", Char, "External Identifier")
             .r("module", Char, "Module")
@@ -821,7 +796,6 @@ fn build(v: Version) -> Schema {
         "Config Settings",
         "id",
         NONE_SETTINGS,
-        true,
         B::new()
             .f("group_stock_multi_locations", Bool, "Storage Locations")
             .f("group_stock_production_lot", Bool, "Lots & Serial Numbers")
@@ -832,7 +806,6 @@ fn build(v: Version) -> Schema {
         "Barcode Nomenclature",
         "id",
         READ,
-        false,
         B::new().r("name", Char, "Barcode Nomenclature").f(
             "is_gs1_nomenclature",
             Bool,
