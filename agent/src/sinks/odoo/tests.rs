@@ -1,5 +1,5 @@
 //! Unit tests of the Odoo sink: the transport and the classification against the real
-//! captures of Odoo 16–19 (`agent/test_data/odoo-captures/`), the mapping, the key file, and
+//! captures of Odoo 16–19 (`tests/data/odoo-captures/`, the repository's one copy), the mapping, the key file, and
 //! the state machine against a scripted Odoo.
 
 use std::collections::HashMap;
@@ -23,7 +23,10 @@ use crate::sinks::Outcome;
 // Captures
 
 fn captures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data/odoo-captures")
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/data/odoo-captures"
+    ))
 }
 
 /// A capture's request body and its answer as the transport sees it.
