@@ -51,8 +51,8 @@ pub const VERSION_RECHECK: Duration = Duration::from_secs(600);
 /// A halted sink tries again after this even if the key file did not change (rights may have
 /// been fixed in Odoo).
 pub const HALT_RECHECK: Duration = Duration::from_secs(300);
-/// How often a halted sink looks at the key file.
-const KEY_POLL: Duration = Duration::from_secs(1);
+/// How often a halted sink looks at the key file (a `stat`, nothing more).
+const KEY_POLL: Duration = Duration::from_millis(250);
 
 /// The client and the CA file version it was built with.
 #[derive(Debug)]
