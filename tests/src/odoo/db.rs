@@ -5,6 +5,7 @@
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
@@ -17,10 +18,12 @@ use super::{ADMIN_UID, stock};
 /// one2many are not stored (their inverse is).
 pub(crate) type Row = BTreeMap<String, Value>;
 
+/// A model's records. Rows are shared between copies of the database and copied on write,
+/// so that the copy each call runs on (one call, one transaction) costs little.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Table {
     pub next_id: i64,
-    pub rows: BTreeMap<i64, Row>,
+    pub rows: BTreeMap<i64, Arc<Row>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -41,7 +44,10 @@ impl Db {
     }
 
     pub(crate) fn row(&self, model: &str, id: i64) -> Option<&Row> {
-        self.tables.get(model).and_then(|t| t.rows.get(&id))
+        self.tables
+            .get(model)
+            .and_then(|t| t.rows.get(&id))
+            .map(|r| &**r)
     }
 
     pub(crate) fn ids(&self, model: &str) -> Vec<i64> {
@@ -57,7 +63,7 @@ impl Db {
         let id = t.next_id;
         t.next_id += 1;
         row.insert("id".into(), json!(id));
-        t.rows.insert(id, row);
+        t.rows.insert(id, Arc::new(row));
         id
     }
 
@@ -288,7 +294,7 @@ impl Env<'_> {
     /// Set a stored value as is.
     pub(crate) fn set(&mut self, model: &str, id: i64, field: &str, value: Value) {
         if let Some(row) = self.db.table(model).rows.get_mut(&id) {
-            row.insert(field.to_owned(), value);
+            Arc::make_mut(row).insert(field.to_owned(), value);
         }
     }
 

@@ -170,11 +170,11 @@ pub(crate) fn seed(db: &mut Db, v: Version) {
         db.table("stock.location")
             .rows
             .get_mut(&scrap)
-            .map(|r| r.insert("scrap_location".into(), json!(true)));
+            .map(|r| std::sync::Arc::make_mut(r).insert("scrap_location".into(), json!(true)));
     }
     for (id, barcode) in [(stock, "WH-STOCK")] {
         if let Some(r) = db.table("stock.location").rows.get_mut(&id) {
-            r.insert("barcode".into(), json!(barcode));
+            std::sync::Arc::make_mut(r).insert("barcode".into(), json!(barcode));
         }
     }
 
