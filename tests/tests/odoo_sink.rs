@@ -933,7 +933,7 @@ fn lost_answers_conflicts_and_proxy_errors_are_retried_without_doubles(v: Versio
         on("stock.picking", "action_confirm", FaultKind::CommitThenDrop),
         on("stock.move", "search_read", FaultKind::CommitThenDrop),
         on("stock.move.line", "search_read", FaultKind::Lock),
-        on("stock.move.line", "write", FaultKind::CommitThenDrop),
+        on("stock.move.line", "load", FaultKind::CommitThenDrop),
     ];
     if v != Version::V16 {
         faults.push(on("stock.move", "write", FaultKind::CommitThenDrop));

@@ -314,28 +314,65 @@ async fn set_lines(
 }
 
 /// Apply line changes: unlinks first (they free reserved quantities), then rewrites and
-/// creations together.
+/// creations together — several of them as `stock.move.line.load` imports (one call for many
+/// lines with different values, in one transaction), a single one as a plain `write` or
+/// `create`.
 async fn apply(odoo: &dyn Caller, changes: LineChanges) -> Result<(), OdooError> {
     if changes.is_empty() {
         return Ok(());
     }
     if !changes.unlinks.is_empty() {
-        odoo.call(Call::new("stock.move.line", "unlink").ids(changes.unlinks))
+        odoo.call(Call::new("stock.move.line", "unlink").ids(changes.unlinks.clone()))
             .await?;
     }
-    let mut calls: Vec<Call> = changes
-        .writes
-        .into_iter()
-        .map(|(ids, vals)| {
-            Call::new("stock.move.line", "write")
-                .ids(ids)
-                .arg("vals", vals)
-        })
-        .collect();
-    if !changes.creates.is_empty() {
-        calls.push(Call::new("stock.move.line", "create").arg("vals_list", json!(changes.creates)));
-    }
-    for result in join_all(calls.into_iter().map(|c| odoo.call(c)).collect()).await {
+    let calls: Vec<(Call, usize)> = match changes.as_loads() {
+        Some(loads) => loads
+            .into_iter()
+            .map(|(columns, rows)| {
+                let n = rows.len();
+                let call = Call::new("stock.move.line", "load")
+                    .arg("fields", json!(columns))
+                    .arg("data", json!(rows))
+                    // Datetimes in an import are read in the user's time zone, unless told.
+                    .context(json!({"tz": "UTC"}));
+                (call, n)
+            })
+            .collect(),
+        None => {
+            let mut calls: Vec<(Call, usize)> = changes
+                .writes
+                .into_iter()
+                .map(|(ids, vals)| {
+                    let call = Call::new("stock.move.line", "write")
+                        .ids(ids)
+                        .arg("vals", vals);
+                    (call, 0)
+                })
+                .collect();
+            if !changes.creates.is_empty() {
+                let call =
+                    Call::new("stock.move.line", "create").arg("vals_list", json!(changes.creates));
+                calls.push((call, 0));
+            }
+            calls
+        }
+    };
+    let results = join_all(
+        calls
+            .into_iter()
+            .map(|(call, rows)| async move {
+                let label = call.label();
+                let is_load = call.method == "load";
+                let v = odoo.call(call).await?;
+                if is_load {
+                    answer::loaded(&label, &v, rows)?;
+                }
+                Ok::<(), OdooError>(())
+            })
+            .collect(),
+    )
+    .await;
+    for result in results {
         result?;
     }
     Ok(())

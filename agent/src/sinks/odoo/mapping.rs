@@ -737,6 +737,60 @@ impl LineChanges {
     }
 }
 
+/// One `load` import: its columns and its rows of text cells.
+pub type Import = (Vec<String>, Vec<Vec<String>>);
+
+impl LineChanges {
+    /// Rewrites and creations as `stock.move.line.load` imports, when there are several: one
+    /// import per set of columns (an empty cell would clear a field, so rows only share an
+    /// import when they set the same fields). A rewrite names its line by database id
+    /// (`.id`); relational values are database ids (`field/.id`); every value is text, as in
+    /// a CSV import. `None` for a single change (a plain `write` or `create` says it best).
+    pub fn as_loads(&self) -> Option<Vec<Import>> {
+        let rows: Vec<(Option<i64>, &Map<String, Value>)> = self
+            .writes
+            .iter()
+            .flat_map(|(ids, vals)| ids.iter().map(move |id| (Some(*id), vals)))
+            .chain(self.creates.iter().map(|vals| (None, vals)))
+            .filter_map(|(id, vals)| vals.as_object().map(|v| (id, v)))
+            .collect();
+        if rows.len() < 2 {
+            return None;
+        }
+        let mut loads: Vec<Import> = Vec::new();
+        for (id, vals) in rows {
+            let mut columns: Vec<String> = Vec::with_capacity(vals.len() + 1);
+            let mut cells: Vec<String> = Vec::with_capacity(vals.len() + 1);
+            if let Some(id) = id {
+                columns.push(".id".into());
+                cells.push(id.to_string());
+            }
+            for (field, value) in vals {
+                let relational = field.ends_with("_id");
+                columns.push(if relational {
+                    format!("{field}/.id")
+                } else {
+                    field.clone()
+                });
+                cells.push(match value {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => match n.as_i64() {
+                        Some(i) => i.to_string(),
+                        None => millionths_of(value).map(qty_text).unwrap_or_default(),
+                    },
+                    Value::Bool(b) => if *b { "1" } else { "0" }.to_owned(),
+                    Value::Null | Value::Array(_) | Value::Object(_) => String::new(),
+                });
+            }
+            match loads.iter_mut().find(|(c, _)| *c == columns) {
+                Some((_, data)) => data.push(cells),
+                None => loads.push((columns, vec![cells])),
+            }
+        }
+        Some(loads)
+    }
+}
+
 fn line_matches(want: &LinePlan, have: &ExistingLine) -> bool {
     let lot_ok = match &want.lot {
         LotPlan::None => true,

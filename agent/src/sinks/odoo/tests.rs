@@ -958,6 +958,72 @@ fn reconcile_changes_only_what_differs_and_settles() {
 }
 
 #[test]
+fn several_line_changes_are_one_import_per_set_of_columns() {
+    let Plan::Picking(p) = plan(&receipt(1), &resolved(), &Consumption::Scrap).unwrap() else {
+        panic!()
+    };
+    let f17 = Fields::of(17, false);
+    let moves = [(50, &p.moves[0]), (51, &p.moves[1])];
+    // One rewrite (LOT-A) and one creation (LOT-B): two imports, each row's fields only.
+    let have = vec![
+        existing(100, 50, None, None, 7_500_000, 1, 6),
+        existing(101, 51, None, None, 3_000_000, 1, 6),
+    ];
+    let loads = reconcile(900, &moves, &have, f17).as_loads().unwrap();
+    assert_eq!(loads.len(), 2);
+    let (columns, rows) = &loads[0];
+    assert_eq!(
+        columns,
+        &[
+            ".id",
+            "expiration_date",
+            "location_dest_id/.id",
+            "location_id/.id",
+            "lot_name",
+            "quantity"
+        ]
+    );
+    assert_eq!(
+        rows,
+        &[vec!["100", "2027-11-30 12:00:00", "6", "1", "LOT-A", "5"]]
+    );
+    let (columns, rows) = &loads[1];
+    assert!(!columns.contains(&".id".to_owned()), "{columns:?}");
+    let cell = |name: &str| rows[0][columns.iter().position(|c| c == name).unwrap()].clone();
+    assert_eq!(cell("move_id/.id"), "50");
+    assert_eq!(cell("picking_id/.id"), "900");
+    assert_eq!(cell("product_uom_id/.id"), "1");
+    assert_eq!(cell("lot_name"), "LOT-B");
+    assert_eq!(cell("quantity"), "2.5");
+
+    // Many pickings' rewrites with different lots: one import, one row each.
+    let mut all = LineChanges::default();
+    for (picking, line) in [(900, 100), (901, 110), (902, 120)] {
+        all.extend(reconcile(
+            picking,
+            &moves[..1],
+            &[existing(line, 50, None, None, 7_500_000, 1, 6)],
+            Fields::of(16, false),
+        ));
+    }
+    // (The same move id stands for three pickings' moves here: only the rows matter.)
+    let loads = all.as_loads().unwrap();
+    assert_eq!(loads.len(), 2, "the rewrites, and the LOT-B creations");
+    assert_eq!(loads[0].1.len(), 3);
+    assert!(loads[0].0.contains(&"qty_done".to_owned()));
+
+    // A single change is a plain write.
+    let one = reconcile(
+        900,
+        &moves[1..],
+        &[existing(101, 51, None, None, 0, 1, 6)],
+        f17,
+    );
+    assert_eq!(one.writes.len(), 1);
+    assert!(one.as_loads().is_none());
+}
+
+#[test]
 fn operation_types_follow_the_warehouse_of_the_place() {
     let r = resolved();
     assert_eq!(
