@@ -1,7 +1,7 @@
 //! The fake Odoo (`tallyman_tests::odoo`) against what real Odoo 16–19 answered.
 //!
-//! - Replays: every capture in `/work/shared/data/odoo-captures/{16,17,18,19}/` (or
-//!   `$ODOO_CAPTURES`) is sent to a fake of its version after preparing the records it needs;
+//! - Replays: every one of the captures in tests/data/odoo-captures (`16/` … `19/`) is sent to
+//!   a fake of its version after preparing the records it needs;
 //!   ids, database name and keys are replaced by the fake's. Compared for every capture: the
 //!   status, the content type where it was recorded, `WWW-Authenticate` where recorded, and
 //!   the *shape* of the body (JSON types, object keys, array lengths where they are data of
@@ -9,7 +9,7 @@
 //!   naming a record of the captured database, compared after substitution), `error.code`, the
 //!   order of the error fields, results that do not depend on ids (`common.version`,
 //!   authenticate, `true`, wizard names and models, the GS1 parse, `fields_get`,
-//!   `name_search`, the HTML of an unknown database). See `expectations()` for the list.
+//!   `name_search`, the HTML of an unknown database). See `prepare()` for the list.
 //! - Stock semantics per version: receipts with lots and expiry, transfers with reservation
 //!   (FEFO), consumption, scraps with the insufficient-quantity wizard, backorders, the 16
 //!   immediate-transfer wizard, the expiry wizard, validating a done picking, `load` upserts,
@@ -21,11 +21,11 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde_json::{Map, Value, json};
-use tallyman_tests::hub::Pki;
-use tallyman_tests::odoo::{FakeOdoo, Fault, FaultKind, NewProduct, Tracking, Version};
+use serde_json::{Value, json};
+use tallyman_tests::odoo::{FakeOdoo, NewProduct, Tracking, Version};
+
 /// A blocking JSON client for the fake (reqwest on its own current-thread runtime).
 struct Client {
     rt: tokio::runtime::Runtime,
@@ -190,6 +190,7 @@ impl T {
     }
 
     /// As the bot.
+    #[allow(dead_code)]
     fn bot(
         &self,
         model: &str,
@@ -402,11 +403,13 @@ fn mask(t: &T) -> i64 {
 
 // ---- capture replay ----------------------------------------------------------------------
 
+/// The captures of real Odoo 16–19 (tests/data/odoo-captures).
 fn captures_dir() -> PathBuf {
-    std::env::var_os("ODOO_CAPTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/odoo-captures"))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/odoo-captures")
 }
+
+/// A check of an answer beyond the comparison with the capture.
+type Check = Box<dyn Fn(&T, &Answer)>;
 
 /// What to compare beyond status, content type and shape.
 struct Expect {
@@ -415,7 +418,7 @@ struct Expect {
     /// Compare the shape of the whole body (else only `exact` and `extra`).
     shape: bool,
     /// More checks on the answer.
-    extra: Option<Box<dyn Fn(&T, &Answer)>>,
+    extra: Option<Check>,
 }
 
 impl Expect {
