@@ -1242,3 +1242,700 @@ fn every_capture_replays_against_a_fake_of_its_version() {
     );
     assert_eq!(count, 24 + 23 + 23 + 59, "captures replayed");
 }
+
+// ---- stock semantics, per version ----------------------------------------------------------
+
+/// The error's name and message.
+fn err(e: &RpcError) -> (String, String) {
+    (
+        e["name"].as_str().unwrap_or_default().to_owned(),
+        e["message"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+#[test]
+fn a_receipt_with_a_lot_creates_the_lot_with_its_expiry_and_the_quant_and_reuses_the_lot() {
+    for v in Version::ALL {
+        let t = T::new(v);
+        let g = gauze(&t);
+        let pick = t.receipt_ready(
+            "edge-rcpt-1",
+            g,
+            5.0,
+            Some("LOT-A"),
+            Some("2030-06-30 00:00:00"),
+        );
+        assert_eq!(t.state("stock.picking", pick), "assigned", "{v}");
+        assert_eq!(t.validate(pick, T::skip(pick)).unwrap(), json!(true), "{v}");
+        assert_eq!(t.state("stock.picking", pick), "done", "{v}");
+        let s = t.odoo.snapshot();
+        let lot = s.lot(g, "LOT-A").unwrap_or_else(|| panic!("{v}: no lot"));
+        assert_eq!(
+            lot.expiration_date.as_deref(),
+            Some("2030-06-30 00:00:00"),
+            "{v}"
+        );
+        assert_eq!(t.on_hand(g, "WH/Stock", Some("LOT-A")), 5.0, "{v}");
+        let line = &s.lines_of(s.moves_of(pick)[0].id)[0];
+        assert_eq!(line.lot_id, Some(lot.id), "{v}");
+        assert_eq!(line.quantity, 5.0, "{v}");
+        assert_eq!(s.pickings_with_origin("edge-rcpt-1").len(), 1, "{v}");
+        assert_eq!(s.moves_of(pick)[0].state, "done", "{v}");
+
+        // The same lot name again: the lot is reused, not duplicated.
+        t.received("edge-rcpt-2", g, 3.0, Some("LOT-A"));
+        let s = t.odoo.snapshot();
+        assert_eq!(
+            s.lots
+                .iter()
+                .filter(|l| l.name == "LOT-A" && l.product_id == g)
+                .count(),
+            1,
+            "{v}"
+        );
+        assert_eq!(t.on_hand(g, "WH/Stock", Some("LOT-A")), 8.0, "{v}");
+        // Read back over RPC as the agent does (odoo-api.md §3.1 step 8).
+        let lots = t.ok(
+            "stock.lot",
+            "search_read",
+            json!([[["name", "=", "LOT-A"], ["product_id", "=", g]]]),
+            json!({"fields": ["id", "expiration_date"]}),
+        );
+        assert_eq!(lots.as_array().unwrap().len(), 1, "{v}");
+        assert_eq!(
+            lots[0]["expiration_date"],
+            json!("2030-06-30 00:00:00"),
+            "{v}"
+        );
+    }
+}
+
+#[test]
+fn lots_are_unique_per_product_and_tracked_products_need_one() {
+    for v in Version::ALL {
+        let t = T::new(v);
+        let (g, syringe) = (gauze(&t), t.product("09506000134352"));
+        t.ok(
+            "stock.lot",
+            "create",
+            json!([{"name": "L1", "product_id": g}]),
+            json!({}),
+        );
+        let e = t
+            .ek(
+                "stock.lot",
+                "create",
+                json!([{"name": "L1", "product_id": g}]),
+                json!({}),
+            )
+            .unwrap_err();
+        assert_eq!(err(&e).0, "odoo.exceptions.ValidationError", "{v}");
+        assert!(err(&e).1.contains("L1"), "{v}: {e}");
+        // Another product may use the same name.
+        t.ok(
+            "stock.lot",
+            "create",
+            json!([{"name": "L1", "product_id": syringe}]),
+            json!({}),
+        );
+
+        // A tracked product without a lot is refused at validation; nothing changes.
+        let pick = t.receipt_ready("no-lot", g, 2.0, None, None);
+        let e = t.validate(pick, T::skip(pick)).unwrap_err();
+        assert_eq!(err(&e).0, "odoo.exceptions.UserError", "{v}");
+        assert!(err(&e).1.contains("Lot/Serial number"), "{v}: {e}");
+        assert_eq!(t.state("stock.picking", pick), "assigned", "{v}");
+        assert_eq!(t.on_hand(g, "WH/Stock", None), 0.0, "{v}");
+    }
+}
+
+#[test]
+fn fields_differ_per_version_as_on_real_servers() {
+    for v in Version::ALL {
+        let t = T::new(v);
+        let (vendors, stock) = (t.loc("Partners/Vendors"), t.loc("WH/Stock"));
+        let receipts = t.picking_type("incoming");
+        let picking = |mv: Value| {
+            t.ek(
+                "stock.picking",
+                "create",
+                json!([{"picking_type_id": receipts, "location_id": vendors,
+                        "location_dest_id": stock, "move_ids": [[0, 0, mv]]}]),
+                json!({}),
+            )
+        };
+        let base = json!({"product_id": mask(&t), "product_uom_qty": 1.0, "product_uom": 1,
+                          "location_id": vendors, "location_dest_id": stock});
+        let mut named = base.clone();
+        named["name"] = json!("edge move");
+        if v == Version::V19 {
+            // `stock.move.name` is gone in 19.
+            let e = picking(named).unwrap_err();
+            assert_eq!(err(&e).0, "builtins.ValueError", "{v}");
+            assert!(err(&e).1.contains("'name'"), "{v}: {e}");
+            picking(base).unwrap();
+        } else {
+            // … and required before.
+            let e = picking(base).unwrap_err();
+            assert_eq!(err(&e).0, "odoo.exceptions.ValidationError", "{v}");
+            assert!(err(&e).1.contains("(name)"), "{v}: {e}");
+            picking(named).unwrap();
+        }
+        // Nothing of the failed creations was kept.
+        assert_eq!(t.odoo.snapshot().pickings.len(), 1, "{v}");
+
+        let pick = t.receipt("fields", mask(&t), 1.0);
+        t.confirm(pick);
+        let line = t.lines(pick)[0]["id"].as_i64().unwrap();
+        let mv = t.moves(pick)[0];
+        let wrong_qty = if v == Version::V16 {
+            "quantity"
+        } else {
+            "qty_done"
+        };
+        let e = t
+            .ek(
+                "stock.move.line",
+                "write",
+                json!([[line], {wrong_qty: 1.0}]),
+                json!({}),
+            )
+            .unwrap_err();
+        assert_eq!(err(&e).0, "builtins.ValueError", "{v} {wrong_qty}");
+        let picked = t.ek(
+            "stock.move",
+            "write",
+            json!([[mv], {"picked": true}]),
+            json!({}),
+        );
+        if v == Version::V16 {
+            assert_eq!(err(&picked.unwrap_err()).0, "builtins.ValueError", "{v}");
+        } else {
+            assert_eq!(picked.unwrap(), json!(true), "{v}");
+            assert!(t.odoo.snapshot().moves_of(pick)[0].picked, "{v}");
+        }
+        let without_package = t.ek(
+            "stock.picking",
+            "read",
+            json!([[pick]]),
+            json!({"fields": ["move_ids_without_package"]}),
+        );
+        assert_eq!(without_package.is_err(), v == Version::V19, "{v}");
+
+        // The storable flag: `detailed_type` up to 17, `is_storable` from 18.
+        let (storable, consumable) = if v <= Version::V17 {
+            (
+                json!({"name": "Stored", "detailed_type": "product", "tracking": "none"}),
+                json!({"name": "Consumed", "detailed_type": "consu", "tracking": "none"}),
+            )
+        } else {
+            (
+                json!({"name": "Stored", "type": "consu", "is_storable": true, "tracking": "none"}),
+                json!({"name": "Consumed", "type": "consu", "is_storable": false, "tracking": "none"}),
+            )
+        };
+        let wrong = if v <= Version::V17 {
+            json!({"name": "X", "is_storable": true})
+        } else {
+            json!({"name": "X", "detailed_type": "product"})
+        };
+        let e = t
+            .ek("product.product", "create", json!([wrong]), json!({}))
+            .unwrap_err();
+        assert_eq!(err(&e).0, "builtins.ValueError", "{v}");
+        let stored = t
+            .ok("product.product", "create", json!([storable]), json!({}))
+            .as_i64()
+            .unwrap();
+        let consumed = t
+            .ok("product.product", "create", json!([consumable]), json!({}))
+            .as_i64()
+            .unwrap();
+        t.received("stored", stored, 4.0, None);
+        t.received("consumed", consumed, 4.0, None);
+        assert_eq!(t.on_hand(stored, "WH/Stock", None), 4.0, "{v}");
+        assert_eq!(t.on_hand(consumed, "WH/Stock", None), 0.0, "{v}");
+        assert!(
+            t.odoo
+                .snapshot()
+                .quants
+                .iter()
+                .all(|q| q.product_id != consumed),
+            "{v}"
+        );
+    }
+}
+
+/// A confirmed receipt of 5 Masks, nothing set by hand.
+fn untouched_receipt(t: &T, origin: &str) -> i64 {
+    let pick = t.receipt(origin, mask(t), 5.0);
+    t.confirm(pick);
+    pick
+}
+
+#[test]
+fn validating_without_quantities_asks_for_an_immediate_transfer_on_16_only() {
+    for v in Version::ALL {
+        let t = T::new(v);
+        let pick = untouched_receipt(&t, "imm");
+        let r = t.validate(pick, json!({})).unwrap();
+        if v == Version::V16 {
+            assert_eq!(r["res_model"], json!("stock.immediate.transfer"));
+            assert_eq!(t.state("stock.picking", pick), "assigned");
+            let ctx = r["context"].clone();
+            assert_eq!(ctx["button_validate_picking_ids"], json!([pick]));
+            let w = t.ok(
+                "stock.immediate.transfer",
+                "create",
+                json!([{}]),
+                json!({"context": ctx}),
+            );
+            assert_eq!(
+                t.ok(
+                    "stock.immediate.transfer",
+                    "process",
+                    json!([[w]]),
+                    json!({"context": ctx})
+                ),
+                json!(true)
+            );
+            // skip_immediate instead: no quantity is done, so the backorder wizard comes next.
+            let other = untouched_receipt(&t, "imm-skip");
+            let r = t
+                .validate(other, json!({"context": {"skip_immediate": true}}))
+                .unwrap();
+            assert_eq!(r["res_model"], json!("stock.backorder.confirmation"));
+            assert_eq!(t.state("stock.picking", other), "assigned");
+        } else {
+            // 17+: the reserved quantity is the quantity; all moves get picked.
+            assert_eq!(r, json!(true), "{v}");
+        }
+        assert_eq!(t.state("stock.picking", pick), "done", "{v}");
+        assert_eq!(t.on_hand(mask(&t), "WH/Stock", None), 5.0, "{v}");
+    }
+}
+
+#[test]
+fn the_16_immediate_wizard_created_with_pick_ids_only_returns_the_next_wizard() {
+    let t = T::new(Version::V16);
+    let pick = untouched_receipt(&t, "imm");
+    let r = t.validate(pick, json!({})).unwrap();
+    let ctx = r["context"].clone();
+    // odoo-api.md §3.4 pitfall: pick_ids in the values suppress the lines, so `process`
+    // only calls button_validate again, which returns the next wizard (backorder).
+    let w = t.ok(
+        "stock.immediate.transfer",
+        "create",
+        json!([{"pick_ids": [[4, pick]]}]),
+        json!({"context": ctx}),
+    );
+    let again = t
+        .ok(
+            "stock.immediate.transfer",
+            "process",
+            json!([[w]]),
+            json!({"context": ctx}),
+        )
+        .clone();
+    assert_eq!(again["res_model"], json!("stock.backorder.confirmation"));
+    assert_eq!(t.state("stock.picking", pick), "assigned");
+    assert_eq!(t.lines(pick)[0]["qty_done"], json!(0.0));
+}
+
+#[test]
+fn partial_quantities_ask_for_a_backorder_unless_the_context_decides() {
+    for v in Version::ALL {
+        let t = T::new(v);
+        let m = mask(&t);
+
+        // The wizard, then "process": done with 2, a backorder for 3.
+        let pick = partial_receipt(&t);
+        let r = t.validate(pick, json!({})).unwrap();
+        assert_eq!(r["res_model"], json!("stock.backorder.confirmation"), "{v}");
+        assert_eq!(r["name"], json!("Create Backorder?"), "{v}");
+        assert_eq!(r["context"]["default_pick_ids"], json!([[4, pick]]), "{v}");
+        assert_eq!(t.state("stock.picking", pick), "assigned", "{v}");
+        let ctx = r["context"].clone();
+        let w = t.ok(
+            "stock.backorder.confirmation",
+            "create",
+            json!([{}]),
+            json!({"context": ctx}),
+        );
+        let done = t.ok(
+            "stock.backorder.confirmation",
+            "process",
+            json!([[w]]),
+            json!({"context": ctx}),
+        );
+        assert_eq!(done, json!(true), "{v}");
+        let s = t.odoo.snapshot();
+        let p = s.pickings.iter().find(|p| p.id == pick).unwrap();
+        assert_eq!(p.state, "done", "{v}");
+        let back: Vec<_> = s
+            .pickings
+            .iter()
+            .filter(|p| p.backorder_id == Some(pick))
+            .collect();
+        assert_eq!(back.len(), 1, "{v}");
+        assert_eq!(back[0].origin.as_deref(), Some("partial"), "{v}");
+        assert_eq!(s.moves_of(back[0].id)[0].product_uom_qty, 3.0, "{v}");
+        assert_eq!(t.on_hand(m, "WH/Stock", None), 2.0, "{v}");
+
+        // "No backorder": the rest is cancelled.
+        let pick = partial_receipt(&t);
+        let ctx = t.validate(pick, json!({})).unwrap()["context"].clone();
+        let w = t.ok(
+            "stock.backorder.confirmation",
+            "create",
+            json!([{}]),
+            json!({"context": ctx}),
+        );
+        t.ok(
+            "stock.backorder.confirmation",
+            "process_cancel_backorder",
+            json!([[w]]),
+            json!({"context": ctx}),
+        );
+        let s = t.odoo.snapshot();
+        assert!(
+            s.pickings.iter().all(|p| p.backorder_id != Some(pick)),
+            "{v}"
+        );
+        assert_eq!(t.state("stock.picking", pick), "done", "{v}");
+        assert_eq!(t.on_hand(m, "WH/Stock", None), 4.0, "{v}");
+
+        // skip_backorder alone: a backorder without asking.
+        let pick = partial_receipt(&t);
+        let r = t
+            .validate(pick, json!({"context": {"skip_backorder": true}}))
+            .unwrap();
+        assert_eq!(r, json!(true), "{v}");
+        let s = t.odoo.snapshot();
+        assert_eq!(
+            s.pickings
+                .iter()
+                .filter(|p| p.backorder_id == Some(pick))
+                .count(),
+            1,
+            "{v}"
+        );
+
+        // skip_backorder + picking_ids_not_to_backorder: no wizard, no backorder.
+        let pick = partial_receipt(&t);
+        assert_eq!(t.validate(pick, T::skip(pick)).unwrap(), json!(true), "{v}");
+        let s = t.odoo.snapshot();
+        assert!(
+            s.pickings.iter().all(|p| p.backorder_id != Some(pick)),
+            "{v}"
+        );
+        assert_eq!(t.on_hand(m, "WH/Stock", None), 8.0, "{v}");
+    }
+}
+
+#[test]
+fn an_expired_lot_asks_for_confirmation_unless_skipped() {
+    for v in Version::ALL {
+        let t = T::new(v);
+        let g = gauze(&t);
+        let pick = t.receipt_ready("old", g, 5.0, Some("LOT-OLD"), Some("2020-01-01 00:00:00"));
+        let r = t
+            .validate(pick, json!({"context": {"skip_backorder": true}}))
+            .unwrap();
+        assert_eq!(r["res_model"], json!("expiry.picking.confirmation"), "{v}");
+        assert_eq!(t.state("stock.picking", pick), "assigned", "{v}");
+        let ctx = r["context"].clone();
+        let w = t.ok(
+            "expiry.picking.confirmation",
+            "create",
+            json!([{}]),
+            json!({"context": ctx}),
+        );
+        assert_eq!(
+            t.ok(
+                "expiry.picking.confirmation",
+                "process",
+                json!([[w]]),
+                json!({"context": ctx})
+            ),
+            json!(true),
+            "{v}"
+        );
+        assert_eq!(t.state("stock.picking", pick), "done", "{v}");
+
+        let pick = t.receipt_ready(
+            "old-2",
+            g,
+            1.0,
+            Some("LOT-OLD-2"),
+            Some("2020-01-01 00:00:00"),
+        );
+        assert_eq!(t.validate(pick, T::skip(pick)).unwrap(), json!(true), "{v}");
+        assert_eq!(t.on_hand(g, "WH/Stock", None), 6.0, "{v}");
+    }
+}
+
+#[test]
+fn validating_a_done_picking_fails_up_to_18_and_is_a_no_op_on_19() {
+    for v in Version::ALL {
+        let t = T::new(v);
+        let pick = t.received("twice", mask(&t), 2.0, None);
+        let again = t.validate(pick, T::skip(pick));
+        if v == Version::V19 {
+            assert_eq!(again.unwrap(), json!(true));
+        } else {
+            let e = again.unwrap_err();
+            assert_eq!(err(&e).0, "odoo.exceptions.UserError", "{v}");
+            assert!(
+                err(&e)
+                    .1
+                    .starts_with("You cannot validate a transfer if no quantities"),
+                "{v}: {e}"
+            );
+        }
+        assert_eq!(t.on_hand(mask(&t), "WH/Stock", None), 2.0, "{v}");
+    }
+}
+
+#[test]
+fn transfers_reserve_fefo_take_the_scanned_lot_and_consumption_leaves_stock() {
+    for v in Version::ALL {
+        let t = T::new(v);
+        let g = gauze(&t);
+        let (shelf1, shelf2) = (t.loc("WH/Stock/Shelf 1"), t.loc("WH/Stock/Shelf 2"));
+        t.odoo.add_stock(
+            g,
+            shelf1,
+            Some(("LOT-LATE", Some("2031-01-01 00:00:00"))),
+            4.0,
+        );
+        t.odoo.add_stock(
+            g,
+            shelf1,
+            Some(("LOT-SOON", Some("2029-01-01 00:00:00"))),
+            4.0,
+        );
+        let late = t.odoo.snapshot().lot(g, "LOT-LATE").unwrap().id;
+        let pick = t.picking(
+            "internal",
+            "WH/Stock/Shelf 1",
+            "WH/Stock/Shelf 2",
+            "move-1",
+            g,
+            2.0,
+        );
+        t.confirm(pick);
+        if v == Version::V16 {
+            t.ok("stock.picking", "action_assign", json!([[pick]]), json!({}));
+        }
+        assert_eq!(t.state("stock.picking", pick), "assigned", "{v}");
+        let lines = t.lines(pick);
+        assert_eq!(lines.len(), 1, "{v}");
+        // FEFO: the lot that expires first is reserved …
+        assert_eq!(lines[0]["lot_id"][1], json!("LOT-SOON"), "{v}");
+        let reserved = &t.odoo.snapshot().quants;
+        assert_eq!(
+            reserved.iter().map(|q| q.reserved_quantity).sum::<f64>(),
+            2.0,
+            "{v}"
+        );
+        // … the agent forces the scanned one.
+        t.write_line(
+            lines[0]["id"].as_i64().unwrap(),
+            json!({"lot_id": late, t.qf(): 2.0}),
+        );
+        t.pick_all(pick);
+        assert_eq!(t.validate(pick, T::skip(pick)).unwrap(), json!(true), "{v}");
+        let s = t.odoo.snapshot();
+        assert_eq!(s.quantity(g, shelf1, Some("LOT-LATE")), 2.0, "{v}");
+        assert_eq!(s.quantity(g, shelf1, Some("LOT-SOON")), 4.0, "{v}");
+        assert_eq!(s.quantity(g, shelf2, Some("LOT-LATE")), 2.0, "{v}");
+        assert!(s.quants.iter().all(|q| q.reserved_quantity == 0.0), "{v}");
+
+        // Consumption: a picking to a production location.
+        let use_ = t.picking(
+            "internal",
+            "WH/Stock/Shelf 2",
+            "Virtual Locations/Consumption",
+            "use-1",
+            g,
+            1.5,
+        );
+        t.confirm(use_);
+        if v == Version::V16 {
+            t.ok("stock.picking", "action_assign", json!([[use_]]), json!({}));
+        }
+        let line = t.lines(use_)[0]["id"].as_i64().unwrap();
+        t.write_line(line, json!({"lot_id": late, t.qf(): 1.5}));
+        t.pick_all(use_);
+        assert_eq!(t.validate(use_, T::skip(use_)).unwrap(), json!(true), "{v}");
+        let s = t.odoo.snapshot();
+        assert_eq!(s.quantity(g, shelf2, Some("LOT-LATE")), 0.5, "{v}");
+        let consumption = s.location_id("Virtual Locations/Consumption").unwrap();
+        assert_eq!(s.quantity(g, consumption, Some("LOT-LATE")), 1.5, "{v}");
+
+        // More than on hand is not refused: the quant goes negative (odoo-api.md §3.2).
+        let over = t.picking(
+            "internal",
+            "WH/Stock/Shelf 2",
+            "Virtual Locations/Consumption",
+            "use-2",
+            g,
+            3.0,
+        );
+        t.confirm(over);
+        let mv = t.moves(over)[0];
+        // Whatever was reserved goes; one line of the scanned lot with the whole quantity.
+        let reserved: Vec<Value> = t.lines(over).iter().map(|l| l["id"].clone()).collect();
+        if !reserved.is_empty() {
+            t.ok("stock.move.line", "unlink", json!([reserved]), json!({}));
+        }
+        t.ok(
+            "stock.move.line",
+            "create",
+            json!([{"move_id": mv, "picking_id": over, "product_id": g, "product_uom_id": 1,
+                    "lot_id": late, t.qf(): 3.0, "location_id": shelf2,
+                    "location_dest_id": consumption}]),
+            json!({}),
+        );
+        assert_eq!(t.lines(over).len(), 1, "{v}");
+        t.pick_all(over);
+        assert_eq!(t.validate(over, T::skip(over)).unwrap(), json!(true), "{v}");
+        assert_eq!(
+            t.odoo.snapshot().quantity(g, shelf2, Some("LOT-LATE")),
+            -2.5,
+            "{v}"
+        );
+    }
+}
+
+#[test]
+fn scraps_move_stock_to_the_scrap_location_or_return_the_insufficient_quantity_wizard() {
+    for v in Version::ALL {
+        let t = T::new(v);
+        let g = gauze(&t);
+        let stock = t.loc("WH/Stock");
+        t.odoo.add_stock(g, stock, Some(("LOT-S", None)), 3.0);
+        let lot = t.odoo.snapshot().lot(g, "LOT-S").unwrap().id;
+        let s = t
+            .ok(
+                "stock.scrap",
+                "create",
+                json!([{"product_id": g, "lot_id": lot, "scrap_qty": 1.0, "product_uom_id": 1,
+                        "location_id": stock, "origin": "evt-scrap-1"}]),
+                json!({}),
+            )
+            .as_i64()
+            .unwrap();
+        assert_eq!(t.state("stock.scrap", s), "draft", "{v}");
+        assert_eq!(
+            t.ok("stock.scrap", "action_validate", json!([[s]]), json!({})),
+            json!(true),
+            "{v}"
+        );
+        let snap = t.odoo.snapshot();
+        let scrap = &snap.scraps_with_origin("evt-scrap-1")[0];
+        assert_eq!(scrap.state, "done", "{v}");
+        assert_eq!(scrap.name, "SP/00001", "{v}");
+        assert_eq!(snap.quantity(g, stock, Some("LOT-S")), 2.0, "{v}");
+        let scrap_location = snap
+            .locations
+            .iter()
+            .find(|l| l.id == scrap.scrap_location_id)
+            .unwrap();
+        assert_eq!(scrap_location.usage, "inventory", "{v}");
+        assert_eq!(
+            snap.quantity(g, scrap.scrap_location_id, Some("LOT-S")),
+            1.0,
+            "{v}"
+        );
+        let moves = t.ok(
+            "stock.scrap",
+            "read",
+            json!([[s]]),
+            json!({"fields": [if v == Version::V16 { "move_id" } else { "move_ids" }]}),
+        );
+        assert_ne!(
+            moves[0][if v == Version::V16 {
+                "move_id"
+            } else {
+                "move_ids"
+            }],
+            json!(false),
+            "{v}"
+        );
+
+        // Not enough of the lot there: the wizard, nothing done; do_scrap forces it.
+        let s2 = t
+            .ok(
+                "stock.scrap",
+                "create",
+                json!([{"product_id": g, "lot_id": lot, "scrap_qty": 5.0,
+                        "location_id": stock, "origin": "evt-scrap-2"}]),
+                json!({}),
+            )
+            .as_i64()
+            .unwrap();
+        let r = t.ok("stock.scrap", "action_validate", json!([[s2]]), json!({}));
+        assert_eq!(
+            r["res_model"],
+            json!("stock.warn.insufficient.qty.scrap"),
+            "{v}"
+        );
+        assert_eq!(r["context"]["default_scrap_id"], json!(s2), "{v}");
+        assert_eq!(t.state("stock.scrap", s2), "draft", "{v}");
+        assert_eq!(
+            t.ok("stock.scrap", "do_scrap", json!([[s2]]), json!({})),
+            json!(true),
+            "{v}"
+        );
+        assert_eq!(t.state("stock.scrap", s2), "done", "{v}");
+        assert_eq!(
+            t.odoo.snapshot().quantity(g, stock, Some("LOT-S")),
+            -3.0,
+            "{v}"
+        );
+    }
+}
+
+#[test]
+fn an_inventory_adjustment_sets_the_count_and_returns_nothing() {
+    for v in Version::ALL {
+        let t = T::new(v);
+        let m = mask(&t);
+        let stock = t.loc("WH/Stock");
+        t.odoo.add_stock(m, stock, None, 10.0);
+        let q = t.ok(
+            "stock.quant",
+            "search_read",
+            json!([[["product_id", "=", m], ["location_id", "=", stock]]]),
+            json!({"fields": ["id", "quantity"]}),
+        );
+        assert_eq!(q[0]["quantity"], json!(10.0), "{v}");
+        let id = q[0]["id"].as_i64().unwrap();
+        let inv = json!({"context": {"inventory_mode": true}});
+        t.ok(
+            "stock.quant",
+            "write",
+            json!([[id], {"inventory_quantity": 7.0}]),
+            inv.clone(),
+        );
+        let a =
+            t.c.jsonrpc(json!({"service": "object", "method": "execute_kw",
+            "args": [t.odoo.database(), 2, "admin", "stock.quant", "action_apply_inventory",
+                     [[id]], inv]}));
+        assert!(a.json.get("result").is_none(), "{v}: {}", a.text);
+        assert!(a.json.get("error").is_none(), "{v}: {}", a.text);
+        assert_eq!(t.on_hand(m, "WH/Stock", None), 7.0, "{v}");
+        // Editing the quantity directly is refused.
+        let e = t
+            .ek(
+                "stock.quant",
+                "write",
+                json!([[id], {"quantity": 1.0}]),
+                json!({}),
+            )
+            .unwrap_err();
+        assert_eq!(err(&e).0, "odoo.exceptions.UserError", "{v}");
+    }
+}
