@@ -19,6 +19,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::cell::RefCell;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -139,6 +140,8 @@ struct T {
     odoo: FakeOdoo,
     c: Client,
     v: Version,
+    /// Who `ek` calls as: uid and password or key (admin unless [`T::as_bot`]).
+    who: RefCell<(i64, String)>,
 }
 
 /// A JSON-RPC error's `data`.
@@ -148,7 +151,17 @@ impl T {
     fn new(v: Version) -> T {
         let odoo = FakeOdoo::start(v);
         let c = Client::new(&odoo);
-        T { odoo, c, v }
+        T {
+            odoo,
+            c,
+            v,
+            who: RefCell::new((2, "admin".to_owned())),
+        }
+    }
+
+    /// From now on `ek` (and every helper) calls as the Inventory / User bot with its key.
+    fn as_bot(&self) {
+        *self.who.borrow_mut() = (self.odoo.bot_uid(), self.odoo.bot_key());
     }
 
     /// `execute_kw` as `uid` with `secret`: the result (null when absent) or the error data.
@@ -178,34 +191,16 @@ impl T {
         }
     }
 
-    /// `execute_kw` as admin.
+    /// `execute_kw` as admin (or the bot after [`T::as_bot`]).
     fn ek(&self, model: &str, method: &str, args: Value, kwargs: Value) -> Result<Value, RpcError> {
-        self.ek_as(2, "admin", model, method, args, kwargs)
+        let (uid, secret) = self.who.borrow().clone();
+        self.ek_as(uid, &secret, model, method, args, kwargs)
     }
 
-    /// `execute_kw` as admin that must succeed.
+    /// `execute_kw` that must succeed.
     fn ok(&self, model: &str, method: &str, args: Value, kwargs: Value) -> Value {
         self.ek(model, method, args.clone(), kwargs)
             .unwrap_or_else(|e| panic!("{} {model}.{method}({args}) failed: {e:#}", self.v))
-    }
-
-    /// As the bot.
-    #[allow(dead_code)]
-    fn bot(
-        &self,
-        model: &str,
-        method: &str,
-        args: Value,
-        kwargs: Value,
-    ) -> Result<Value, RpcError> {
-        self.ek_as(
-            self.odoo.bot_uid(),
-            &self.odoo.bot_key(),
-            model,
-            method,
-            args,
-            kwargs,
-        )
     }
 
     /// `POST /json/2/<model>/<method>` with a key.
@@ -1938,4 +1933,442 @@ fn an_inventory_adjustment_sets_the_count_and_returns_nothing() {
             .unwrap_err();
         assert_eq!(err(&e).0, "odoo.exceptions.UserError", "{v}");
     }
+}
+
+// ---- external ids, load, access rights ------------------------------------------------------
+
+/// `stock.picking.load` of a receipt of one Gauze move with external id `edge_agent.<evt>`
+/// (and `<evt>_m1` on the move when `child_xmlid`), as the current user.
+fn load_receipt(t: &T, evt: &str, child_xmlid: bool, qty: f64) -> Value {
+    let mut fields = vec![
+        "id",
+        "picking_type_id/.id",
+        "location_id/.id",
+        "location_dest_id/.id",
+        "origin",
+        "move_ids/product_id/.id",
+        "move_ids/product_uom_qty",
+        "move_ids/location_id/.id",
+        "move_ids/location_dest_id/.id",
+    ];
+    let (vendors, stock) = (
+        t.loc("Partners/Vendors").to_string(),
+        t.loc("WH/Stock").to_string(),
+    );
+    let mut row = vec![
+        format!("edge_agent.{evt}"),
+        t.picking_type("incoming").to_string(),
+        vendors.clone(),
+        stock.clone(),
+        evt.to_owned(),
+        gauze(t).to_string(),
+        qty.to_string(),
+        vendors,
+        stock,
+    ];
+    if child_xmlid {
+        fields.push("move_ids/id");
+        row.push(format!("edge_agent.{evt}_m1"));
+    }
+    if t.v != Version::V19 {
+        fields.push("move_ids/name");
+        row.push("edge receipt".into());
+    }
+    t.ok("stock.picking", "load", json!([fields, [row]]), json!({}))
+}
+
+#[test]
+fn load_creates_a_picking_and_its_moves_with_external_ids_once() {
+    for v in Version::ALL {
+        let t = T::new(v);
+        t.as_bot();
+        let r = load_receipt(&t, "evt_1", true, 5.0);
+        assert_eq!(r["messages"], json!([]), "{v}");
+        assert_eq!(r["nextrow"], json!(0), "{v}");
+        let pick = r["ids"][0].as_i64().unwrap();
+        let s = t.odoo.snapshot();
+        assert_eq!(
+            s.xmlid("edge_agent.evt_1"),
+            Some(("stock.picking", pick)),
+            "{v}"
+        );
+        let mv = s.moves_of(pick)[0].id;
+        assert_eq!(
+            s.xmlid("edge_agent.evt_1_m1"),
+            Some(("stock.move", mv)),
+            "{v}"
+        );
+        assert_eq!(s.pickings_with_origin("evt_1").len(), 1, "{v}");
+
+        // Replayed: the same records, nothing new.
+        let again = load_receipt(&t, "evt_1", true, 5.0);
+        assert_eq!(again["ids"], json!([pick]), "{v}");
+        let s2 = t.odoo.snapshot();
+        assert_eq!(s2.pickings.len(), 1, "{v}");
+        assert_eq!(s2.moves.len(), 1, "{v}");
+
+        // The lookup any user may do.
+        assert_eq!(
+            t.ok(
+                "ir.model.data",
+                "check_object_reference",
+                json!(["edge_agent", "evt_1"]),
+                json!({})
+            ),
+            json!(["stock.picking", pick]),
+            "{v}"
+        );
+
+        // Without external ids on the children every replay appends a move.
+        let r = load_receipt(&t, "evt_2", false, 1.0);
+        let pick2 = r["ids"][0].as_i64().unwrap();
+        load_receipt(&t, "evt_2", false, 1.0);
+        assert_eq!(t.odoo.snapshot().moves_of(pick2).len(), 2, "{v}");
+
+        // The bot runs the rest of the receipt (odoo-api.md §4 state machine).
+        t.confirm(pick);
+        let line = t.lines(pick)[0]["id"].as_i64().unwrap();
+        t.write_line(
+            line,
+            json!({"lot_name": "LOT-X", t.qf(): 5.0, "expiration_date": "2031-01-01 00:00:00"}),
+        );
+        t.pick_all(pick);
+        assert_eq!(t.validate(pick, T::skip(pick)).unwrap(), json!(true), "{v}");
+        assert_eq!(t.state("stock.picking", pick), "done", "{v}");
+        assert_eq!(t.on_hand(gauze(&t), "WH/Stock", Some("LOT-X")), 5.0, "{v}");
+
+        // Replaying the load after validation is refused, with HTTP 200, and changes nothing.
+        let late = load_receipt(&t, "evt_1", true, 5.0);
+        assert_eq!(late["ids"], json!(false), "{v}");
+        assert_eq!(
+            late["messages"][0]["message"],
+            json!("Changing the operation type of this record is forbidden at this point."),
+            "{v}"
+        );
+        assert_eq!(late["messages"][0]["type"], json!("error"), "{v}");
+        assert_eq!(t.state("stock.picking", pick), "done", "{v}");
+    }
+}
+
+#[test]
+fn a_failing_load_row_creates_nothing() {
+    for v in Version::ALL {
+        let t = T::new(v);
+        t.as_bot();
+        let mut fields = vec![
+            "id",
+            "picking_type_id/.id",
+            "origin",
+            "move_ids/id",
+            "move_ids/product_id/.id",
+            "move_ids/product_uom_qty",
+        ];
+        let mut row = vec![
+            "edge_agent.evt_bad".to_owned(),
+            t.picking_type("incoming").to_string(),
+            "evt_bad".into(),
+            "edge_agent.evt_bad_m1".into(),
+            "999999".into(),
+            "1".into(),
+        ];
+        if v != Version::V19 {
+            fields.push("move_ids/name");
+            row.push("edge".into());
+        }
+        let r = t.ok("stock.picking", "load", json!([fields, [row]]), json!({}));
+        assert_eq!(r["ids"], json!(false), "{v}");
+        let msg = r["messages"][0]["message"].as_str().unwrap();
+        assert!(msg.contains("999999"), "{v}: {msg}");
+        let s = t.odoo.snapshot();
+        assert!(s.pickings.is_empty(), "{v}");
+        assert!(s.xmlid("edge_agent.evt_bad").is_none(), "{v}");
+        assert!(s.xmlid("edge_agent.evt_bad_m1").is_none(), "{v}");
+    }
+}
+
+#[test]
+fn the_inventory_bot_may_not_touch_external_ids_directly_and_unknown_ones_raise_value_error() {
+    for v in Version::ALL {
+        let t = T::new(v);
+        t.as_bot();
+        for (method, args) in [
+            ("search_read", json!([[["module", "=", "edge_agent"]]])),
+            (
+                "create",
+                json!([{"module": "edge_agent", "name": "evt_9", "model": "stock.picking", "res_id": 1}]),
+            ),
+        ] {
+            let e = t.ek("ir.model.data", method, args, json!({})).unwrap_err();
+            assert_eq!(err(&e).0, "odoo.exceptions.AccessError", "{v} {method}");
+            assert!(
+                err(&e).1.contains("'Model Data' (ir.model.data) records"),
+                "{v}: {e}"
+            );
+        }
+        let e = t
+            .ek(
+                "ir.model.data",
+                "check_object_reference",
+                json!(["edge_agent", "evt_nope"]),
+                json!({}),
+            )
+            .unwrap_err();
+        assert_eq!(
+            err(&e),
+            (
+                "builtins.ValueError".to_owned(),
+                "External ID not found in the system: edge_agent.evt_nope".to_owned()
+            ),
+            "{v}"
+        );
+        if v == Version::V19 {
+            let bot = t.odoo.bot_key();
+            let a = t.j2(
+                &bot,
+                "ir.model.data",
+                "check_object_reference",
+                json!({"module": "edge_agent", "xml_id": "evt_nope"}),
+            );
+            assert_eq!(a.status, 500);
+            assert_eq!(a.json["name"], json!("builtins.ValueError"));
+            let a = t.j2(
+                &bot,
+                "ir.model.data",
+                "search_read",
+                json!({"domain": [], "fields": ["name"]}),
+            );
+            assert_eq!(a.status, 403);
+            assert_eq!(a.json["name"], json!("odoo.exceptions.AccessError"));
+        }
+    }
+}
+
+#[test]
+fn a_duplicate_external_id_is_a_validation_error() {
+    for v in Version::ALL {
+        let t = T::new(v);
+        let pick = t.receipt("evt_dup", mask(&t), 1.0);
+        let vals = json!({"module": "edge_agent", "name": "evt_dup", "model": "stock.picking",
+                          "res_id": pick, "noupdate": true});
+        t.ok("ir.model.data", "create", json!([vals.clone()]), json!({}));
+        let e = t
+            .ek("ir.model.data", "create", json!([vals.clone()]), json!({}))
+            .unwrap_err();
+        assert_eq!(err(&e).0, "odoo.exceptions.ValidationError", "{v}");
+        assert!(
+            err(&e)
+                .1
+                .starts_with("The operation cannot be completed: duplicate key value")
+                && err(&e).1.contains("(edge_agent, evt_dup) already exists"),
+            "{v}: {e}"
+        );
+        assert_eq!(
+            t.odoo
+                .snapshot()
+                .xmlids
+                .iter()
+                .filter(|x| x.0 == "edge_agent.evt_dup")
+                .count(),
+            1,
+            "{v}"
+        );
+        if v == Version::V19 {
+            let a = t.j2(
+                &t.odoo.admin_key(),
+                "ir.model.data",
+                "create",
+                json!({"vals_list": [vals]}),
+            );
+            assert_eq!(a.status, 422);
+            assert_eq!(a.json["name"], json!("odoo.exceptions.ValidationError"));
+        }
+    }
+}
+
+// ---- the common service, transports, keys ---------------------------------------------------
+
+#[test]
+fn the_common_service_tells_the_version_and_authenticates_passwords_and_keys() {
+    for v in Version::ALL {
+        let t = T::new(v);
+        let a =
+            t.c.jsonrpc(json!({"service": "common", "method": "version", "args": []}));
+        assert_eq!(
+            a.json["result"]["server_version_info"][0],
+            json!(v.major()),
+            "{v}"
+        );
+        assert!(
+            a.json["result"]["server_version"]
+                .as_str()
+                .unwrap()
+                .starts_with(&v.to_string()),
+            "{v}"
+        );
+        let auth = |login: &str, secret: &str, db: &str| {
+            t.c.jsonrpc(json!({"service": "common", "method": "authenticate",
+                               "args": [db, login, secret, {}]}))
+        };
+        let db = t.odoo.database();
+        assert_eq!(auth("admin", "admin", db).json["result"], json!(2), "{v}");
+        assert_eq!(
+            auth("admin", &t.odoo.admin_key(), db).json["result"],
+            json!(2),
+            "{v}"
+        );
+        assert_eq!(
+            auth(t.odoo.bot_login(), &t.odoo.bot_key(), db).json["result"],
+            json!(t.odoo.bot_uid()),
+            "{v}"
+        );
+        assert_eq!(
+            auth(t.odoo.bot_login(), "wrong", db).json["result"],
+            json!(false),
+            "{v}"
+        );
+        let other = auth("admin", "admin", "no_such_db");
+        assert_eq!(
+            other.json["error"]["data"]["name"],
+            json!("psycopg2.OperationalError"),
+            "{v}"
+        );
+
+        // JSON-2 is there on 19 only (the agent probes it with the key).
+        let probe = t.j2(&t.odoo.bot_key(), "res.users", "context_get", json!({}));
+        if v == Version::V19 {
+            assert_eq!(probe.status, 200);
+            assert_eq!(
+                probe.json,
+                json!({"lang": "en_US", "tz": false, "uid": t.odoo.bot_uid()})
+            );
+        } else {
+            assert_eq!(probe.status, 404, "{v}");
+            assert!(probe.content_type.starts_with("text/html"), "{v}");
+        }
+        let calls = t.odoo.calls();
+        let last = calls.last().unwrap();
+        assert_eq!(
+            last.transport,
+            if v == Version::V19 { "json2" } else { "other" },
+            "{v}"
+        );
+        assert!(calls.iter().any(|c| c.transport == "jsonrpc"
+            && c.model == "common"
+            && c.method == "authenticate"
+            && c.status == 200));
+    }
+}
+
+#[test]
+fn a_rotated_key_is_refused_from_then_on() {
+    for v in Version::ALL {
+        let t = T::new(v);
+        let old = t.odoo.bot_key();
+        assert_eq!(old.len(), 40);
+        assert!(old.chars().all(|c| c.is_ascii_hexdigit()));
+        let uid = t.odoo.bot_uid();
+        let search =
+            |key: &str| t.ek_as(uid, key, "stock.picking", "search", json!([[]]), json!({}));
+        assert_eq!(search(&old).unwrap(), json!([]), "{v}");
+        let new = t.odoo.rotate_bot_key();
+        assert_ne!(new, old);
+        assert_eq!(t.odoo.bot_key(), new);
+        let e = search(&old).unwrap_err();
+        assert_eq!(
+            err(&e),
+            (
+                "odoo.exceptions.AccessDenied".to_owned(),
+                "Access Denied".to_owned()
+            ),
+            "{v}"
+        );
+        let auth =
+            t.c.jsonrpc(json!({"service": "common", "method": "authenticate",
+            "args": [t.odoo.database(), t.odoo.bot_login(), old, {}]}));
+        assert_eq!(auth.json["result"], json!(false), "{v}");
+        assert_eq!(search(&new).unwrap(), json!([]), "{v}");
+        if v == Version::V19 {
+            let a = t.j2(&old, "stock.picking", "search", json!({"domain": []}));
+            assert_eq!(a.status, 401);
+            assert_eq!(a.json["message"], json!("Invalid apikey"));
+            assert!(a.headers.get("www-authenticate").is_some());
+            let a = t.j2(&new, "stock.picking", "search", json!({"domain": []}));
+            assert_eq!(a.status, 200, "{}", a.text);
+        }
+    }
+}
+
+#[test]
+fn json2_on_19_takes_named_arguments_and_answers_lists() {
+    let t = T::new(Version::V19);
+    let key = t.odoo.bot_key();
+    let (vendors, stock) = (t.loc("Partners/Vendors"), t.loc("WH/Stock"));
+    let a = t.j2(
+        &key,
+        "stock.picking",
+        "create",
+        json!({"vals_list": [{"picking_type_id": t.picking_type("incoming"),
+                              "location_id": vendors, "location_dest_id": stock,
+                              "origin": "evt-j2",
+                              "move_ids": [[0, 0, {"product_id": mask(&t), "product_uom_qty": 2.0,
+                                                   "location_id": vendors,
+                                                   "location_dest_id": stock}]]}]}),
+    );
+    assert_eq!(a.status, 200, "{}", a.text);
+    let pick = a.json[0].as_i64().unwrap();
+    let a = t.j2(
+        &key,
+        "stock.picking",
+        "action_confirm",
+        json!({"ids": [pick]}),
+    );
+    assert_eq!(a.json, json!(true));
+    let lines = t.j2(
+        &key,
+        "stock.move.line",
+        "search_read",
+        json!({"domain": [["picking_id", "=", pick]], "fields": ["id", "quantity"]}),
+    );
+    let line = lines.json[0]["id"].as_i64().unwrap();
+    let a = t.j2(
+        &key,
+        "stock.move.line",
+        "write",
+        json!({"ids": [line], "vals": {"quantity": 2.0, "picked": true}}),
+    );
+    assert_eq!(a.json, json!(true), "{}", a.text);
+    let a = t.j2(
+        &key,
+        "stock.picking",
+        "button_validate",
+        json!({"ids": [pick], "context": {"skip_backorder": true,
+                                          "picking_ids_not_to_backorder": [pick]}}),
+    );
+    assert_eq!(a.json, json!(true), "{}", a.text);
+    let a = t.j2(
+        &key,
+        "stock.picking",
+        "read",
+        json!({"ids": [pick], "fields": ["state", "origin"]}),
+    );
+    assert_eq!(a.json[0]["state"], json!("done"));
+    assert_eq!(a.json[0]["origin"], json!("evt-j2"));
+    let a = t.j2(
+        &key,
+        "stock.quant",
+        "action_apply_inventory",
+        json!({"ids": []}),
+    );
+    assert_eq!((a.status, a.text.as_str()), (200, "null"));
+    // A wrong database name in the header: werkzeug's page, not JSON.
+    let a = t.c.post_json(
+        "/json/2/stock.picking/search",
+        &[
+            ("Authorization", format!("bearer {key}")),
+            ("X-Odoo-Database", "other".into()),
+        ],
+        &json!({"domain": []}),
+    );
+    assert_eq!(a.status, 404);
+    assert!(a.content_type.starts_with("text/html"));
 }
