@@ -22,10 +22,11 @@
 use std::cell::RefCell;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tallyman_tests::odoo::{FakeOdoo, NewProduct, Tracking, Version};
+use tallyman_tests::hub::Pki;
+use tallyman_tests::odoo::{FakeOdoo, Fault, FaultKind, NewProduct, Tracking, Version};
 
 /// A blocking JSON client for the fake (reqwest on its own current-thread runtime).
 struct Client {
@@ -46,12 +47,13 @@ struct Answer {
 
 impl Client {
     fn new(odoo: &FakeOdoo) -> Client {
-        Client::with_roots(odoo, None)
+        Client::with(odoo, None, Duration::from_secs(20))
     }
 
-    fn with_roots(odoo: &FakeOdoo, ca_pem: Option<&str>) -> Client {
+    /// A client trusting only `ca_pem` (TLS), with this timeout per request.
+    fn with(odoo: &FakeOdoo, ca_pem: Option<&str>, timeout: Duration) -> Client {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(20));
+        let mut builder = reqwest::Client::builder().timeout(timeout);
         if let Some(pem) = ca_pem {
             use rustls::pki_types::CertificateDer;
             use rustls::pki_types::pem::PemObject;
@@ -2371,4 +2373,347 @@ fn json2_on_19_takes_named_arguments_and_answers_lists() {
     );
     assert_eq!(a.status, 404);
     assert!(a.content_type.starts_with("text/html"));
+}
+
+// ---- faults, latency, transactions, TLS -----------------------------------------------------
+
+/// The transports of a version: JSON-RPC everywhere, JSON-2 on 19.
+fn transports(v: Version) -> Vec<&'static str> {
+    if v == Version::V19 {
+        vec!["jsonrpc", "json2"]
+    } else {
+        vec!["jsonrpc"]
+    }
+}
+
+/// Create a receipt (of picking type `receipts`) with `origin` over a transport, as admin,
+/// through `c`: the answer, or `Err` when none came. Exactly one call.
+fn create_over(
+    t: &T,
+    c: &Client,
+    transport: &str,
+    receipts: i64,
+    origin: &str,
+) -> Result<Answer, reqwest::Error> {
+    let vals = json!({"picking_type_id": receipts, "origin": origin});
+    let (path, headers, body) = if transport == "json2" {
+        (
+            "/json/2/stock.picking/create",
+            vec![
+                ("Content-Type", "application/json".to_owned()),
+                ("Authorization", format!("bearer {}", t.odoo.admin_key())),
+            ],
+            json!({"vals_list": [vals]}),
+        )
+    } else {
+        (
+            "/jsonrpc",
+            vec![("Content-Type", "application/json".to_owned())],
+            json!({"jsonrpc": "2.0", "method": "call", "id": 7, "params": {
+                "service": "object", "method": "execute_kw",
+                "args": [t.odoo.database(), 2, t.odoo.admin_key(), "stock.picking", "create",
+                         [vals], {}]}}),
+        )
+    };
+    c.send("POST", path, &headers, Some(body.to_string().into_bytes()))
+}
+
+/// The error of an answer: JSON-RPC `error.data` (HTTP 200) or the JSON-2 body.
+fn error_of(transport: &str, a: &Answer) -> (u16, String, String) {
+    let data = if transport == "json2" {
+        a.json.clone()
+    } else {
+        a.json["error"]["data"].clone()
+    };
+    let (name, message) = err(&data);
+    (a.status, name, message)
+}
+
+fn origins(t: &T, origin: &str) -> usize {
+    t.odoo.snapshot().pickings_with_origin(origin).len()
+}
+
+#[test]
+fn commit_then_drop_commits_and_answers_nothing() {
+    for v in Version::ALL {
+        for tr in transports(v) {
+            let t = T::new(v);
+            let rt = t.picking_type("incoming");
+            t.odoo.inject(Fault::on(
+                "stock.picking",
+                "create",
+                FaultKind::CommitThenDrop,
+            ));
+            let origin = format!("drop-{tr}");
+            let r = create_over(&t, &t.c, tr, rt, &origin);
+            assert!(r.is_err(), "{v} {tr}: {r:?}");
+            assert_eq!(origins(&t, &origin), 1, "{v} {tr}: committed");
+            let call = t
+                .odoo
+                .calls()
+                .into_iter()
+                .rfind(|c| c.method == "create")
+                .unwrap();
+            assert_eq!((call.transport, call.status), (tr, 0), "{v}");
+            assert!(call.committed, "{v} {tr}");
+            assert_eq!(t.odoo.pending_faults(), 0);
+            // One shot: the next call is answered.
+            let a = create_over(&t, &t.c, tr, rt, &origin).unwrap();
+            assert_eq!(a.status, 200, "{v} {tr}: {}", a.text);
+            assert_eq!(origins(&t, &origin), 2, "{v} {tr}");
+        }
+    }
+}
+
+#[test]
+fn serialization_lock_and_status_faults_commit_nothing() {
+    for v in Version::ALL {
+        for tr in transports(v) {
+            let t = T::new(v);
+            let rt = t.picking_type("incoming");
+            let json2 = tr == "json2";
+            let lock = if v == Version::V19 {
+                ("odoo.exceptions.LockError", if json2 { 409 } else { 200 })
+            } else {
+                ("psycopg2.errors.LockNotAvailable", 200)
+            };
+            for (kind, status, name) in [
+                (
+                    FaultKind::Serialization,
+                    if json2 { 500 } else { 200 },
+                    "psycopg2.errors.SerializationFailure",
+                ),
+                (FaultKind::Lock, lock.1, lock.0),
+            ] {
+                t.odoo
+                    .inject(Fault::on("stock.picking", "create", kind.clone()));
+                let origin = format!("{kind:?}-{tr}");
+                let a = create_over(&t, &t.c, tr, rt, &origin).unwrap();
+                let (got_status, got_name, message) = error_of(tr, &a);
+                assert_eq!((got_status, got_name.as_str()), (status, name), "{v} {tr}");
+                assert!(!message.is_empty(), "{v} {tr}");
+                if !json2 {
+                    let code = if v == Version::V19 { 0 } else { 200 };
+                    assert_eq!(a.json["error"]["code"], json!(code), "{v}");
+                    assert_eq!(a.json["id"], json!(7), "{v}");
+                }
+                assert_eq!(origins(&t, &origin), 0, "{v} {tr} {kind:?}");
+                let call = t.odoo.calls().pop().unwrap();
+                assert!(!call.committed, "{v} {tr}");
+                assert_eq!(call.error.as_deref(), Some(name), "{v} {tr}");
+                // Retried: done once.
+                create_over(&t, &t.c, tr, rt, &origin).unwrap();
+                assert_eq!(origins(&t, &origin), 1, "{v} {tr} {kind:?}");
+            }
+            for code in [502, 503] {
+                t.odoo.inject(Fault::any(FaultKind::Status(code)));
+                let origin = format!("status-{code}-{tr}");
+                let a = create_over(&t, &t.c, tr, rt, &origin).unwrap();
+                assert_eq!(a.status, code, "{v} {tr}");
+                assert!(a.content_type.starts_with("text/html"), "{v} {tr}");
+                assert!(a.text.contains(&code.to_string()), "{v} {tr}");
+                assert_eq!(origins(&t, &origin), 0, "{v} {tr}");
+                assert_eq!(t.odoo.calls().pop().unwrap().status, code);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_delayed_answer_comes_late_after_the_commit() {
+    for v in Version::ALL {
+        for tr in transports(v) {
+            let t = T::new(v);
+            let rt = t.picking_type("incoming");
+            let delay = Duration::from_millis(300);
+            t.odoo.inject(Fault::on(
+                "stock.picking",
+                "create",
+                FaultKind::Delay(delay),
+            ));
+            let started = Instant::now();
+            let a = create_over(&t, &t.c, tr, rt, "late").unwrap();
+            assert!(started.elapsed() >= delay, "{v} {tr}");
+            assert_eq!(a.status, 200, "{v} {tr}");
+            assert_eq!(origins(&t, "late"), 1);
+            // A client that gives up first: no answer, yet committed.
+            let impatient = Client::with(&t.odoo, None, Duration::from_millis(100));
+            t.odoo.inject(Fault::on(
+                "stock.picking",
+                "create",
+                FaultKind::Delay(Duration::from_secs(2)),
+            ));
+            assert!(create_over(&t, &impatient, tr, rt, "given-up").is_err());
+            assert_eq!(origins(&t, "given-up"), 1, "{v} {tr}");
+        }
+    }
+}
+
+#[test]
+fn an_unauthorized_fault_refuses_the_credentials_once() {
+    for v in Version::ALL {
+        for tr in transports(v) {
+            let t = T::new(v);
+            let rt = t.picking_type("incoming");
+            t.odoo.inject(Fault::any(FaultKind::Unauthorized));
+            let a = create_over(&t, &t.c, tr, rt, "unauth").unwrap();
+            let (status, name, message) = error_of(tr, &a);
+            if tr == "json2" {
+                assert_eq!(
+                    (status, name.as_str(), message.as_str()),
+                    (401, "werkzeug.exceptions.Unauthorized", "Invalid apikey")
+                );
+                assert!(a.headers.get("www-authenticate").is_some());
+            } else {
+                assert_eq!(
+                    (status, name.as_str(), message.as_str()),
+                    (200, "odoo.exceptions.AccessDenied", "Access Denied"),
+                    "{v}"
+                );
+            }
+            assert_eq!(origins(&t, "unauth"), 0, "{v} {tr}");
+            // authenticate answers false while the fault holds.
+            t.odoo.inject(Fault::any(FaultKind::Unauthorized));
+            let auth =
+                t.c.jsonrpc(json!({"service": "common", "method": "authenticate",
+                "args": [t.odoo.database(), t.odoo.bot_login(), t.odoo.bot_key(), {}]}));
+            assert_eq!(auth.json["result"], json!(false), "{v}");
+            // One shot.
+            assert_eq!(
+                create_over(&t, &t.c, tr, rt, "unauth").unwrap().status,
+                200,
+                "{v}"
+            );
+            assert_eq!(origins(&t, "unauth"), 1, "{v} {tr}");
+        }
+    }
+}
+
+#[test]
+fn faults_are_taken_by_the_first_matching_call_in_order() {
+    for v in Version::ALL {
+        let t = T::new(v);
+        t.odoo.inject(Fault::on(
+            "stock.picking",
+            "button_validate",
+            FaultKind::Status(503),
+        ));
+        t.odoo.inject(Fault {
+            model: Some("stock.lot".into()),
+            method: None,
+            kind: FaultKind::Serialization,
+        });
+        t.odoo.inject(Fault::any(FaultKind::Status(502)));
+        // `common.version` matches only the third fault (any call): it takes that one.
+        let a =
+            t.c.jsonrpc(json!({"service": "common", "method": "version", "args": []}));
+        assert_eq!(a.status, 502, "{v}");
+        assert_eq!(t.odoo.pending_faults(), 2);
+        // Searches on pickings do not match the button_validate fault.
+        t.ok("stock.picking", "search", json!([[]]), json!({}));
+        let e = t
+            .ek("stock.lot", "search", json!([[]]), json!({}))
+            .unwrap_err();
+        assert_eq!(err(&e).0, "psycopg2.errors.SerializationFailure", "{v}");
+        assert_eq!(t.odoo.pending_faults(), 1);
+        let pick = t.receipt_ready("f", mask(&t), 1.0, None, None);
+        let raw = |t: &T| {
+            t.c.jsonrpc(json!({"service": "object", "method": "execute_kw",
+                "args": [t.odoo.database(), 2, "admin", "stock.picking", "button_validate",
+                         [[pick]], T::skip(pick)]}))
+        };
+        assert_eq!(raw(&t).status, 503, "{v}");
+        assert_eq!(t.odoo.pending_faults(), 0);
+        assert_eq!(t.state("stock.picking", pick), "assigned", "{v}");
+        assert_eq!(raw(&t).json["result"], json!(true), "{v}");
+        assert_eq!(t.state("stock.picking", pick), "done", "{v}");
+    }
+}
+
+#[test]
+fn latency_delays_every_answer() {
+    for v in Version::ALL {
+        let t = T::new(v);
+        let latency = Duration::from_millis(150);
+        t.odoo.set_latency(latency);
+        for _ in 0..2 {
+            let started = Instant::now();
+            let a =
+                t.c.jsonrpc(json!({"service": "common", "method": "version", "args": []}));
+            assert_eq!(a.status, 200);
+            assert!(started.elapsed() >= latency, "{v}");
+        }
+        if v == Version::V19 {
+            let started = Instant::now();
+            let a = t.j2(&t.odoo.bot_key(), "res.users", "context_get", json!({}));
+            assert_eq!(a.status, 200);
+            assert!(started.elapsed() >= latency);
+        }
+        t.odoo.set_latency(Duration::ZERO);
+        t.ok("stock.picking", "search", json!([[]]), json!({}));
+    }
+}
+
+#[test]
+fn every_call_is_one_transaction() {
+    for v in Version::ALL {
+        let t = T::new(v);
+        let receipts = t.picking_type("incoming");
+        // Two records, the second invalid: neither is kept.
+        let e = t
+            .ek(
+                "stock.picking",
+                "create",
+                json!([[{"picking_type_id": receipts, "origin": "tx-1"},
+                        {"picking_type_id": receipts, "origin": "tx-2", "no_such_field": 1}]]),
+                json!({}),
+            )
+            .unwrap_err();
+        assert_eq!(err(&e).0, "builtins.ValueError", "{v}");
+        assert_eq!(origins(&t, "tx-1") + origins(&t, "tx-2"), 0, "{v}");
+        // 17+ confirms a draft picking inside button_validate; the missing lot fails the
+        // call, and the confirmation is rolled back with it.
+        let pick = t.receipt("tx-3", gauze(&t), 1.0);
+        let e = t.validate(pick, T::skip(pick)).unwrap_err();
+        assert_eq!(err(&e).0, "odoo.exceptions.UserError", "{v}");
+        assert_eq!(t.state("stock.picking", pick), "draft", "{v}");
+        assert!(t.lines(pick).is_empty(), "{v}");
+        let call = t
+            .odoo
+            .calls()
+            .into_iter()
+            .rfind(|c| c.method == "button_validate")
+            .unwrap();
+        assert!(!call.committed, "{v}");
+        assert_eq!(call.error.as_deref(), Some("odoo.exceptions.UserError"));
+    }
+}
+
+#[test]
+fn tls_serves_both_transports_with_the_test_ca() {
+    let pki = Pki::new();
+    for v in Version::ALL {
+        let odoo = FakeOdoo::start_tls(v, &pki);
+        assert!(
+            odoo.url().starts_with("https://localhost:"),
+            "{}",
+            odoo.url()
+        );
+        let c = Client::with(&odoo, Some(&pki.ca_pem), Duration::from_secs(20));
+        let a = c.jsonrpc(json!({"service": "common", "method": "version", "args": []}));
+        assert_eq!(a.json["result"]["server_version_info"][0], json!(v.major()));
+        let a = c.post_json(
+            "/json/2/res.users/context_get",
+            &[("Authorization", format!("bearer {}", odoo.bot_key()))],
+            &json!({}),
+        );
+        assert_eq!(a.status, if v == Version::V19 { 200 } else { 404 });
+        // Another CA: the handshake fails.
+        let stranger = Client::with(&odoo, Some(&pki.other_ca_pem), Duration::from_secs(20));
+        assert!(
+            stranger
+                .send("POST", "/jsonrpc", &[], Some(b"{}".to_vec()))
+                .is_err()
+        );
+    }
 }
