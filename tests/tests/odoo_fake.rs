@@ -2717,3 +2717,23 @@ fn tls_serves_both_transports_with_the_test_ca() {
         );
     }
 }
+
+#[test]
+fn a_fake_can_be_started_used_and_dropped_inside_async_code() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let odoo = FakeOdoo::start(Version::V19);
+        let a = reqwest::Client::new()
+            .post(format!("{}/json/2/res.users/context_get", odoo.url()))
+            .bearer_auth(odoo.bot_key())
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(a.status(), 200);
+        drop(odoo);
+    });
+}
