@@ -2737,3 +2737,125 @@ fn a_fake_can_be_started_used_and_dropped_inside_async_code() {
         drop(odoo);
     });
 }
+
+#[test]
+fn jsonrpc_envelopes_create_results_and_malformed_bodies() {
+    for v in Version::ALL {
+        let t = T::new(v);
+        let rt = t.picking_type("incoming");
+        // One dict → an int; a list of dicts → a list.
+        let one = t.ok(
+            "stock.picking",
+            "create",
+            json!([{"picking_type_id": rt}]),
+            json!({}),
+        );
+        assert!(one.is_i64(), "{v}: {one}");
+        let many = t.ok(
+            "stock.picking",
+            "create",
+            json!([[{"picking_type_id": rt}, {"picking_type_id": rt}]]),
+            json!({}),
+        );
+        assert_eq!(many.as_array().map(Vec::len), Some(2), "{v}: {many}");
+        // The id is echoed, null when absent.
+        let a = t.c.post_json(
+            "/jsonrpc",
+            &[],
+            &json!({"jsonrpc": "2.0", "method": "call",
+                    "params": {"service": "common", "method": "version", "args": []}}),
+        );
+        assert_eq!(a.json["id"], Value::Null, "{v}");
+        assert!(a.text.contains("\"id\": null"), "{v}: {}", a.text);
+        let a = t.c.post_json(
+            "/jsonrpc",
+            &[],
+            &json!({"jsonrpc": "2.0", "method": "call", "id": "abc",
+                    "params": {"service": "common", "method": "version", "args": []}}),
+        );
+        assert_eq!(a.json["id"], json!("abc"), "{v}");
+        let raw = |body: &[u8]| {
+            t.c.send(
+                "POST",
+                "/jsonrpc",
+                &[("Content-Type", "application/json".into())],
+                Some(body.to_vec()),
+            )
+            .unwrap()
+        };
+        let a = raw(b"{not json");
+        assert_eq!(
+            (a.status, a.text.as_str()),
+            (400, "Invalid JSON data"),
+            "{v}"
+        );
+        assert!(a.content_type.starts_with("text/html"), "{v}");
+        let a = raw(b"[1, 2]");
+        assert_eq!(
+            (a.status, a.text.as_str()),
+            (400, "Invalid JSON-RPC data"),
+            "{v}"
+        );
+        if v == Version::V19 {
+            let a =
+                t.c.send(
+                    "POST",
+                    "/json/2/res.partner/search",
+                    &[
+                        ("Content-Type", "application/json".into()),
+                        ("Authorization", format!("bearer {}", t.odoo.bot_key())),
+                    ],
+                    Some(b"{not json".to_vec()),
+                )
+                .unwrap();
+            assert_eq!(a.status, 400);
+            assert_eq!(a.json["name"], json!("werkzeug.exceptions.BadRequest"));
+            // No Authorization at all.
+            let a =
+                t.c.post_json("/json/2/res.partner/search", &[], &json!({"domain": []}));
+            assert_eq!(a.status, 401);
+            assert!(a.headers.get("www-authenticate").is_some());
+        }
+    }
+}
+
+#[test]
+fn serial_numbers_are_received_one_per_line() {
+    for v in Version::ALL {
+        let t = T::new(v);
+        let catheter = t.product("012345678905");
+        let pick = t.receipt("serials", catheter, 2.0);
+        t.confirm(pick);
+        let lines = t.lines(pick);
+        assert_eq!(lines.len(), 2, "{v}");
+        for (line, sn) in lines.iter().zip(["SN-1", "SN-2"]) {
+            t.write_line(
+                line["id"].as_i64().unwrap(),
+                json!({"lot_name": sn, t.qf(): 1.0}),
+            );
+        }
+        t.pick_all(pick);
+        assert_eq!(t.validate(pick, T::skip(pick)).unwrap(), json!(true), "{v}");
+        for sn in ["SN-1", "SN-2"] {
+            assert_eq!(t.on_hand(catheter, "WH/Stock", Some(sn)), 1.0, "{v} {sn}");
+        }
+        // More than one unit on a serial line is refused.
+        let pick = t.receipt("serials-2", catheter, 2.0);
+        t.confirm(pick);
+        let lines = t.lines(pick);
+        t.write_line(
+            lines[0]["id"].as_i64().unwrap(),
+            json!({"lot_name": "SN-3", t.qf(): 2.0}),
+        );
+        t.ok(
+            "stock.move.line",
+            "unlink",
+            json!([[lines[1]["id"]]]),
+            json!({}),
+        );
+        t.pick_all(pick);
+        let e = t.validate(pick, T::skip(pick)).unwrap_err();
+        assert_eq!(err(&e).0, "odoo.exceptions.UserError", "{v}");
+        assert!(err(&e).1.contains("unique serial number"), "{v}: {e}");
+    }
+}
