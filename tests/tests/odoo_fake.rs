@@ -10,12 +10,15 @@
 //!   order of the error fields, results that do not depend on ids (`common.version`,
 //!   authenticate, `true`, wizard names and models, the GS1 parse, `fields_get`,
 //!   `name_search`, the HTML of an unknown database). See `prepare()` for the list.
-//! - Stock semantics per version: receipts with lots and expiry, transfers with reservation
-//!   (FEFO), consumption, scraps with the insufficient-quantity wizard, backorders, the 16
-//!   immediate-transfer wizard, the expiry wizard, validating a done picking, `load` upserts,
-//!   external ids and access rights, key rotation.
-//! - Faults: commit-then-drop, serialization, lock, 5xx, delay, unauthorized, latency; every
-//!   call is one transaction.
+//! - Stock semantics, each on 16, 17, 18 and 19: receipts with lots and expiry (lots reused,
+//!   unique per product), serial numbers, the fields that differ per version, transfers with
+//!   reservation (FEFO), consumption, scraps with the insufficient-quantity wizard, inventory
+//!   adjustments, backorders, the 16 immediate-transfer wizard, the expiry wizard and the
+//!   context keys that skip them, validating a done picking, `load` upserts with external ids,
+//!   the inventory bot's access rights, `check_object_reference`, duplicate external ids, the
+//!   common service, key rotation, JSON-2 on 19.
+//! - Faults on each transport: commit-then-drop, serialization, lock, 5xx, delay,
+//!   unauthorized, matching and order, latency; every call is one transaction; TLS.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
