@@ -2862,3 +2862,93 @@ fn serial_numbers_are_received_one_per_line() {
         assert!(err(&e).1.contains("unique serial number"), "{v}: {e}");
     }
 }
+
+#[test]
+fn the_agents_lookups_find_products_locations_and_types() {
+    for v in Version::ALL {
+        let t = T::new(v);
+        t.as_bot();
+        // A GTIN-14 and its shorter forms (odoo-api.md §5.3): the GTIN-13 product.
+        let found = t.ok(
+            "product.product",
+            "search_read",
+            json!([[["barcode", "in", ["05901234123457", "5901234123457"]]]]),
+            json!({"fields": ["id", "tracking", "uom_id", "use_expiration_date"], "limit": 2}),
+        );
+        assert_eq!(found.as_array().unwrap().len(), 1, "{v}");
+        assert_eq!(found[0]["tracking"], json!("lot"), "{v}");
+        assert_eq!(found[0]["use_expiration_date"], json!(true), "{v}");
+        assert_eq!(found[0]["uom_id"][1], json!("Units"), "{v}");
+        let gloves = t.ok(
+            "product.product",
+            "search_read",
+            json!([[["default_code", "=", "GLV-100"]]]),
+            json!({"fields": ["id", "barcode", "tracking"]}),
+        );
+        assert_eq!(gloves[0]["barcode"], json!(false), "{v}");
+        assert_eq!(gloves[0]["tracking"], json!("none"), "{v}");
+        for (name, usage) in [
+            ("Partners/Vendors", "supplier"),
+            ("WH/Stock", "internal"),
+            ("WH/Stock/Shelf 1", "internal"),
+            ("WH/Stock/Shelf 2", "internal"),
+            ("Virtual Locations/Production", "production"),
+            ("Virtual Locations/Consumption", "production"),
+            ("Virtual Locations/Inventory adjustment", "inventory"),
+            ("Virtual Locations/Scrap", "inventory"),
+        ] {
+            let l = t.ok(
+                "stock.location",
+                "search_read",
+                json!([[["complete_name", "=", name]]]),
+                json!({"fields": ["id", "usage"]}),
+            );
+            assert_eq!(l.as_array().unwrap().len(), 1, "{v} {name}");
+            assert_eq!(l[0]["usage"], json!(usage), "{v} {name}");
+        }
+        let types = t.ok(
+            "stock.picking.type",
+            "search_read",
+            json!([[["code", "in", ["incoming", "internal", "outgoing"]]]]),
+            json!({"fields": ["id", "code", "default_location_src_id",
+                              "default_location_dest_id", "create_backorder"],
+                   "order": "sequence"}),
+        );
+        let codes: Vec<&str> = types
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["code"].as_str().unwrap())
+            .collect();
+        assert!(
+            codes.contains(&"incoming") && codes.contains(&"internal"),
+            "{v}: {codes:?}"
+        );
+        // A product and a location added by a test are found the same way.
+        let p = t.odoo.add_product(NewProduct {
+            name: "Swab".into(),
+            barcode: Some("4006381333931".into()),
+            default_code: None,
+            tracking: Tracking::Lot,
+            use_expiration_date: false,
+            uom: None,
+        });
+        let l = t.odoo.add_location("WH/Stock/Ward 3", "internal");
+        let found = t.ok(
+            "product.product",
+            "search",
+            json!([[["barcode", "=", "4006381333931"]]]),
+            json!({}),
+        );
+        assert_eq!(found, json!([p]), "{v}");
+        let found = t.ok(
+            "stock.location",
+            "search",
+            json!([[["complete_name", "=", "WH/Stock/Ward 3"]]]),
+            json!({}),
+        );
+        assert_eq!(found, json!([l]), "{v}");
+        t.received("swab", p, 2.0, Some("SW-1"));
+        assert_eq!(t.on_hand(p, "WH/Stock", Some("SW-1")), 2.0, "{v}");
+    }
+}
