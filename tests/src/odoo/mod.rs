@@ -310,7 +310,8 @@ impl Stock {
     }
 }
 
-/// A running fake Odoo. Stopped on drop.
+/// A running fake Odoo, served from its own runtime (so it can be used from plain and from
+/// async tests alike). Stopped on drop.
 #[derive(Debug)]
 pub struct FakeOdoo {
     shared: Arc<server::Shared>,
@@ -408,22 +409,22 @@ impl FakeOdoo {
 
     /// Every answer after `d` (on top of any injected delay).
     pub fn set_latency(&self, d: Duration) {
-        *self.shared.latency.lock().unwrap() = d;
+        *lock(&self.shared.latency) = d;
     }
 
     /// A one-shot fault for the next call it matches (faults are matched in order).
     pub fn inject(&self, f: Fault) {
-        self.shared.faults.lock().unwrap().push(f);
+        lock(&self.shared.faults).push(f);
     }
 
     /// Injected faults not used yet.
     pub fn pending_faults(&self) -> usize {
-        self.shared.faults.lock().unwrap().len()
+        lock(&self.shared.faults).len()
     }
 
     /// Every call so far, in arrival order.
     pub fn calls(&self) -> Vec<Call> {
-        self.shared.calls.lock().unwrap().clone()
+        lock(&self.shared.calls).clone()
     }
 
     /// A consistent copy of the stock state.
@@ -444,7 +445,12 @@ impl Drop for FakeOdoo {
     fn drop(&mut self) {
         self.handle.shutdown();
         if let Some(rt) = self.runtime.take() {
-            rt.shutdown_timeout(Duration::from_secs(1));
+            if tokio::runtime::Handle::try_current().is_ok() {
+                // Dropped inside async code (a tokio test): waiting would panic there.
+                rt.shutdown_background();
+            } else {
+                rt.shutdown_timeout(Duration::from_secs(1));
+            }
         }
     }
 }
