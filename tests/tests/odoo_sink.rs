@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tallyman_tests::agent::Agent;
+use tallyman_tests::hub::Pki;
 use tallyman_tests::odoo::{Call, FakeOdoo, Fault, FaultKind, Stock, Version};
 use tallyman_tests::tallyman_bin;
 
@@ -81,6 +82,11 @@ struct Setup {
 
 impl Setup {
     fn new(odoo: &FakeOdoo, mode: Mode) -> Setup {
+        Setup::with(odoo, mode, "timeout_secs = 20\n")
+    }
+
+    /// With more settings of the sink (`key = value` lines).
+    fn with(odoo: &FakeOdoo, mode: Mode, sink: &str) -> Setup {
         let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
         let data = dir.path().join("data");
         let key = dir.path().join("odoo.key");
@@ -116,10 +122,9 @@ api_key_file = "{key}"
 kinds = ["receipt", "transfer", "consumption"]
 consumption_mode = "{mode}"
 consumption_location = "{CONSUMPTION}"
-timeout_secs = 20
 batch_size = 50
 retry = {{ initial_ms = 20, max_ms = 200 }}
-"#,
+{sink}"#,
             data = data.display(),
             endpoint = odoo.url(),
             database = odoo.database(),
@@ -180,6 +185,13 @@ retry = {{ initial_ms = 20, max_ms = 200 }}
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// End of input, then SIGTERM: the agent stops cleanly (exit 0).
+    fn stop(&self, mut agent: Agent) {
+        agent.close_stdin();
+        let (status, _) = agent.terminate(Duration::from_secs(10));
+        assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", self.log());
     }
 
     /// Wait until the log, from byte `from` on, contains `needle`.
@@ -435,8 +447,7 @@ fn receipts_transfers_and_consumption_land_once(v: Version) {
     setup.wait_health("the sink green again", |r| {
         r["state"] == "green" && r["sinks"]["odoo"]["dead_letters"] == 2
     });
-    let (status, _) = agent.terminate(Duration::from_secs(10));
-    assert!(status.is_some_and(|s| s.success()), "{}", setup.log());
+    setup.stop(agent);
 
     // The pickings: one per event, of the right type and places.
     let picking = |e: &str| stock.pickings_with_origin(e)[0].clone();
@@ -574,8 +585,7 @@ fn consumption_in_scrap_mode_scraps_each_line_once(v: Version) {
     let stock = wait_stock(&odoo, &setup, "the scraps done", |st| {
         scrapped(st, &first, 3) && scrapped(st, &second, 1) && done(st, &receipt)
     });
-    let (status, _) = agent.terminate(Duration::from_secs(10));
-    assert!(status.is_some_and(|s| s.success()), "{}", setup.log());
+    setup.stop(agent);
     assert!(setup.dead_letters().is_empty());
 
     let mut lines: Vec<(i64, Option<i64>, f64, i64)> = stock
@@ -825,6 +835,7 @@ fn killed_at_every_step(v: Version, load: Load) {
             setup.hold();
         }
         let log_before = setup.log().len();
+        let t0 = Instant::now();
         let mut agent = setup.start();
         let round = send_round(&mut agent, &odoo, &ids, load, k);
         let from = odoo.calls().len();
@@ -851,8 +862,7 @@ fn killed_at_every_step(v: Version, load: Load) {
         let stock = wait_stock(&odoo, &setup, "the round's events recorded", |st| {
             round.landed(st)
         });
-        let (status, _) = agent.terminate(Duration::from_secs(10));
-        assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", setup.log());
+        setup.stop(agent);
         if step_list.is_none() {
             let list = steps(&odoo.calls()[from..]);
             assert!(list.len() >= 4, "{list:?}");
@@ -981,8 +991,7 @@ fn lost_answers_conflicts_and_proxy_errors_are_retried_without_doubles(v: Versio
         r["state"] == "green" && r["sinks"]["odoo"]["delivered"] == 6
     });
     assert!(report["sinks"]["odoo"]["retries"].as_u64().unwrap() >= injected as u64 - 1);
-    let (status, _) = agent.terminate(Duration::from_secs(10));
-    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", setup.log());
+    setup.stop(agent);
     let stock = odoo.snapshot();
     for r in &rounds {
         r.check(&stock, &ids);
@@ -1049,8 +1058,7 @@ fn a_rotated_key_stops_the_sink_until_the_new_key_is_in_the_file(v: Version) {
     wait_stock(&odoo, &setup, "a receipt after the rotation", |st| {
         done(st, &fourth)
     });
-    let (status, _) = agent.terminate(Duration::from_secs(10));
-    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", setup.log());
+    setup.stop(agent);
     assert!(
         setup.dead_letters().is_empty(),
         "a refused key dead-letters nothing"
@@ -1061,4 +1069,88 @@ fn a_rotated_key_stops_the_sink_until_the_new_key_is_in_the_file(v: Version) {
     for name in ["K1", "K2", "K3"] {
         assert_eq!(stock.quantity(syringe, wh, Some(name)), 1.0);
     }
+}
+
+// ------------------------------------------------------------------------------------------
+// Time and TLS
+
+per_version!(a_slow_answer_times_out_and_the_picking_is_read_before_anything_is_repeated);
+
+/// The validation is committed but answered after the sink's timeout: the sink gives up,
+/// starts again from the first step, finds the picking done and validates nothing twice
+/// (16–18 would refuse a second validation).
+fn a_slow_answer_times_out_and_the_picking_is_read_before_anything_is_repeated(v: Version) {
+    let odoo = FakeOdoo::start(v);
+    let setup = Setup::with(&odoo, Mode::Picking, "timeout_secs = 1\n");
+    odoo.inject(Fault::on(
+        "stock.picking",
+        "button_validate",
+        FaultKind::Delay(Duration::from_secs(3)),
+    ));
+    let mut agent = setup.start();
+    let receipt = session(
+        &mut agent,
+        &[s("TM:RECEIVE"), s("TM:TO:WH/Stock"), lot(SYRINGE, "SLOW")],
+    );
+    setup.wait_log(0, "no answer within 1 s");
+    let stock = wait_stock(&odoo, &setup, "the receipt done", |st| done(st, &receipt));
+    setup.wait_health("the sink green", |r| {
+        r["state"] == "green" && r["sinks"]["odoo"]["delivered"] == 1
+    });
+    setup.stop(agent);
+    let validations = odoo
+        .calls()
+        .iter()
+        .filter(|c| c.method == "button_validate")
+        .count();
+    assert_eq!(validations, 1);
+    assert_eq!(stock.pickings.len(), 1);
+    let syringe = stock.product_id(SYRINGE).unwrap();
+    let wh = stock.location_id(STOCK).unwrap();
+    assert_eq!(stock.quantity(syringe, wh, Some("SLOW")), 1.0);
+    assert!(setup.dead_letters().is_empty());
+}
+
+/// Over TLS with a CA bundle: a bundle that did not sign Odoo's certificate is a retry with
+/// a clear error and nothing reaches Odoo; the right bundle written over it is used without a
+/// restart.
+fn tls_with_the_ca_bundle(v: Version) {
+    let pki = Pki::new();
+    let odoo = FakeOdoo::start_tls(v, &pki);
+    assert!(odoo.url().starts_with("https://"));
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let ca = dir.path().join("odoo-ca.pem");
+    std::fs::write(&ca, &pki.other_ca_pem).unwrap();
+    let setup = Setup::with(
+        &odoo,
+        Mode::Picking,
+        &format!("timeout_secs = 5\nca_file = \"{}\"\n", ca.display()),
+    );
+    let mut agent = setup.start();
+    let receipt = session(
+        &mut agent,
+        &[s("TM:RECEIVE"), s("TM:TO:WH/Stock"), lot(SYRINGE, "TLS1")],
+    );
+    let yellow = setup.wait_health("the sink retrying", |r| {
+        r["sinks"]["odoo"]["state"] == "retrying"
+    });
+    let why = yellow["sinks"]["odoo"]["last_error"].as_str().unwrap();
+    assert!(why.contains("unknown issuer"), "{why}");
+    assert!(why.contains(&ca.display().to_string()), "{why}");
+    assert!(odoo.calls().is_empty(), "nothing reached Odoo");
+
+    std::fs::write(&ca, &pki.ca_pem).unwrap();
+    wait_stock(&odoo, &setup, "the receipt done", |st| done(st, &receipt));
+    setup.wait_health("the sink green", |r| r["state"] == "green");
+    setup.stop(agent);
+}
+
+#[test]
+fn tls_with_the_ca_bundle_jsonrpc() {
+    tls_with_the_ca_bundle(Version::V16);
+}
+
+#[test]
+fn tls_with_the_ca_bundle_json2() {
+    tls_with_the_ca_bundle(Version::V19);
 }

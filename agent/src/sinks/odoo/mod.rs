@@ -52,7 +52,7 @@ pub const VERSION_RECHECK: Duration = Duration::from_secs(600);
 /// been fixed in Odoo).
 pub const HALT_RECHECK: Duration = Duration::from_secs(300);
 /// How often a halted sink looks at the key file (a `stat`, nothing more).
-const KEY_POLL: Duration = Duration::from_millis(250);
+const KEY_POLL: Duration = Duration::from_millis(100);
 
 /// The client and the CA file version it was built with.
 #[derive(Debug)]

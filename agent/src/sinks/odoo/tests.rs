@@ -1430,3 +1430,159 @@ fn a_batch_is_cut_before_moving_a_lot_a_receipt_of_the_same_batch_brings() {
     let batch = vec![move_a, r, move_x];
     assert_eq!(super::segment_end(&batch, 0), 3);
 }
+
+// ------------------------------------------------------------------------------------------
+// The HTTP client: bounded calls in flight, bounded time
+
+/// A CA bundle for clients that never meet TLS here (plain-HTTP test servers).
+fn any_ca(dir: &Path) -> PathBuf {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["unused".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let path = dir.join("ca.pem");
+    std::fs::write(&path, cert.pem()).unwrap();
+    path
+}
+
+fn session() -> Session {
+    Session {
+        auth: Auth::JsonRpc { uid: 6 },
+        key: std::sync::Arc::from("0123456789abcdef0123456789abcdef01234567"),
+        version: parse_version(
+            &json!({"server_version": "17.0", "server_version_info": [17, 0, 0, "final", 0, ""]}),
+        )
+        .unwrap(),
+    }
+}
+
+/// A plain-HTTP server answering every request (one per connection) with an empty JSON-RPC
+/// result after `delay` — or never, with `None` — and counting the requests it holds at once.
+async fn counting_server(
+    delay: Option<std::time::Duration>,
+) -> (
+    String,
+    std::sync::Arc<(
+        std::sync::atomic::AtomicUsize,
+        std::sync::atomic::AtomicUsize,
+    )>,
+) {
+    use std::sync::atomic::Ordering::SeqCst;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let counts: std::sync::Arc<(
+        std::sync::atomic::AtomicUsize,
+        std::sync::atomic::AtomicUsize,
+    )> = std::sync::Arc::default();
+    let shared = std::sync::Arc::clone(&counts);
+    tokio::spawn(async move {
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let counts = std::sync::Arc::clone(&shared);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                // The whole request: headers, then Content-Length bytes.
+                loop {
+                    let Ok(n) = socket.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |v| v.trim().parse().unwrap());
+                    if buf.len() >= end + 4 + len {
+                        break;
+                    }
+                }
+                let now = counts.0.fetch_add(1, SeqCst) + 1;
+                counts.1.fetch_max(now, SeqCst);
+                match delay {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending::<()>().await,
+                }
+                counts.0.fetch_sub(1, SeqCst);
+                let body = r#"{"jsonrpc": "2.0", "id": 1, "result": []}"#;
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                     Connection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    (format!("http://{addr}"), counts)
+}
+
+#[tokio::test]
+async fn calls_in_flight_never_exceed_the_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let (endpoint, counts) = counting_server(Some(std::time::Duration::from_millis(100))).await;
+    let rpc = Rpc::new(
+        &endpoint,
+        "db",
+        Some(&any_ca(dir.path())),
+        std::time::Duration::from_secs(10),
+        3,
+    )
+    .unwrap();
+    let s = session();
+    let calls: Vec<_> = (0..12)
+        .map(|i| {
+            let (rpc, s) = (&rpc, &s);
+            async move {
+                rpc.call(s, &Call::new("stock.picking", "read").ids(vec![i]))
+                    .await
+            }
+        })
+        .collect();
+    for answer in machine::join_all(calls).await {
+        assert_eq!(answer.unwrap(), json!([]));
+    }
+    let most = counts.1.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(most, 3, "at most 3 calls at once, and the bound is used");
+    assert_eq!(rpc.calls(), 12);
+}
+
+#[tokio::test]
+async fn a_call_without_an_answer_ends_at_the_timeout_and_is_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let (endpoint, _) = counting_server(None).await;
+    let timeout = std::time::Duration::from_millis(300);
+    let rpc = Rpc::new(&endpoint, "db", Some(&any_ca(dir.path())), timeout, 3).unwrap();
+    let start = std::time::Instant::now();
+    let e = rpc
+        .call(
+            &session(),
+            &Call::new("stock.picking", "button_validate").ids(vec![7]),
+        )
+        .await
+        .unwrap_err();
+    let took = start.elapsed();
+    assert!(
+        took >= timeout && took < std::time::Duration::from_secs(5),
+        "{took:?}"
+    );
+    assert!(matches!(e, OdooError::NoAnswer { .. }), "{e:?}");
+    assert_eq!(e.class(), Class::Retry { after: None });
+    assert!(e.maybe_applied());
+    let text = e.to_string();
+    assert!(text.contains("stock.picking.button_validate"), "{text}");
+    assert!(text.contains("no answer within 0.3 s"), "{text}");
+    assert!(
+        text.contains("checked again before anything is repeated"),
+        "{text}"
+    );
+}
