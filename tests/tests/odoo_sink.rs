@@ -835,7 +835,6 @@ fn killed_at_every_step(v: Version, load: Load) {
             setup.hold();
         }
         let log_before = setup.log().len();
-        let t0 = Instant::now();
         let mut agent = setup.start();
         let round = send_round(&mut agent, &odoo, &ids, load, k);
         let from = odoo.calls().len();
