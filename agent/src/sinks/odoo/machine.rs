@@ -858,10 +858,15 @@ async fn one_scraps(odoo: &dyn Caller, plan: &ScrapsPlan) -> Outcome {
 }
 
 async fn one_scraps_steps(odoo: &dyn Caller, plan: &ScrapsPlan) -> Result<Outcome, OdooError> {
-    let mut found: Vec<Option<Found>> = Vec::with_capacity(plan.scraps.len());
-    for s in &plan.scraps {
-        found.push(find_by_xmlid(odoo, "stock.scrap", &s.xmlid).await?);
-    }
+    let found: Vec<Option<Found>> = join_all(
+        plan.scraps
+            .iter()
+            .map(|s| find_by_xmlid(odoo, "stock.scrap", &s.xmlid))
+            .collect(),
+    )
+    .await
+    .into_iter()
+    .collect::<Result<_, _>>()?;
     let missing: Vec<(&str, &mapping::ScrapPlan)> = plan
         .scraps
         .iter()
