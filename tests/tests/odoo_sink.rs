@@ -540,6 +540,19 @@ fn receipts_transfers_and_consumption_land_once(v: Version) {
     );
     let r = reason(&unknown);
     assert!(r.contains(UNKNOWN), "{r}");
+
+    // The refused receipt was validated together with the good one; Odoo refused that call,
+    // and each went on alone (found by its external id).
+    let calls = odoo.calls();
+    let refused = calls
+        .iter()
+        .position(|c| c.method == "button_validate" && c.error.is_some())
+        .expect("a refused validation");
+    let alone = calls[refused..]
+        .iter()
+        .filter(|c| c.method == "check_object_reference")
+        .count();
+    assert_eq!(alone, 2, "{calls:#?}");
 }
 
 per_version!(consumption_in_scrap_mode_scraps_each_line_once);
