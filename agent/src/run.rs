@@ -98,8 +98,9 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
             SinkTarget::Http(h) => {
                 Box::new(crate::sinks::http::HttpSink::new(sink.name.as_str(), h))
             }
-            // Refused above.
-            _ => continue,
+            SinkTarget::Odoo(o) => {
+                Box::new(crate::sinks::odoo::OdooSink::new(sink.name.as_str(), o))
+            }
         };
         let settings = SinkSettings {
             name: sink.name.as_str().to_string(),
@@ -286,8 +287,8 @@ fn spawn_health(
     ))
 }
 
-/// Source and sink types that later releases bring are refused with a clear message rather
-/// than silently ignored.
+/// What the configuration allows but this agent cannot run is refused with a clear message
+/// rather than silently ignored: today, a second mqtt source.
 fn refuse_unavailable(config: &Config) -> anyhow::Result<()> {
     for source in &config.sources {
         match source.input {
@@ -304,16 +305,6 @@ fn refuse_unavailable(config: &Config) -> anyhow::Result<()> {
              gateway's in/events and in/scans)",
             first.name,
             second.name
-        );
-    }
-    for sink in &config.sinks {
-        let kind = match sink.target {
-            SinkTarget::File(_) | SinkTarget::Mqtt(_) | SinkTarget::Http(_) => continue,
-            SinkTarget::Odoo(_) => "odoo",
-        };
-        anyhow::bail!(
-            "sink `{}`: {kind} sinks are not available in this version",
-            sink.name
         );
     }
     Ok(())
