@@ -1033,6 +1033,11 @@ fn a_rotated_key_stops_the_sink_until_the_new_key_is_in_the_file(v: Version) {
     };
     let first = receipt(&mut agent, "K1");
     wait_stock(&odoo, &setup, "the first receipt", |st| done(st, &first));
+    // Done in Odoo is not yet delivered for the agent (it reads the state back first): the
+    // first event must be settled before the key changes, or it waits with the second.
+    setup.wait_health("the first receipt delivered", |r| {
+        r["sinks"]["odoo"]["delivered"] == 1 && r["sinks"]["odoo"]["backlog"] == 0
+    });
 
     // The key is rotated in Odoo: the old one is refused from now on.
     let new_key = odoo.rotate_bot_key();
