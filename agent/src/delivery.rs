@@ -9,6 +9,10 @@
 //!   `Retry-After` is honoured). The first `Pending` (still in flight at the sink) stops the
 //!   batch too, and the rest is handed again at once. Nothing is ever skipped.
 //! - Events whose kind is not routed to a sink are passed over (cursor moves) without calling it.
+//! - A `Halt` (the destination refuses the gateway itself: credentials, rights) stops the
+//!   batch like a retry, but instead of a backoff the sink is `stopped` in health (red, with
+//!   the reason) until the sink says it may resume (`Sink::resumed`, e.g. its credentials file
+//!   changed); then that event is handed again. A halted sink makes no attempt meanwhile.
 //! - Sinks are independent: a sink that fails forever only delays itself. Intake never waits
 //!   for a sink.
 //! - On shutdown the engine stops taking new batches; a delivery in flight gets until the grace
@@ -202,6 +206,7 @@ pub async fn run_sink(
         let mut done: Vec<u64> = Vec::new();
         let mut captured: Vec<Timestamp> = Vec::new();
         let mut retry: Option<(Option<Duration>, String)> = None;
+        let mut halt: Option<String> = None;
         for (i, pending) in batch.iter().enumerate() {
             let outcome = outcomes.get(i).cloned().unwrap_or_else(|| Outcome::Retry {
                 after: None,
@@ -268,6 +273,10 @@ pub async fn run_sink(
                     retry = Some((after, error));
                     break;
                 }
+                Outcome::Halt { reason } => {
+                    halt = Some(reason);
+                    break;
+                }
             }
         }
         if let Err(e) = flush_done(&*backlog, &name, &mut done) {
@@ -275,6 +284,17 @@ pub async fn run_sink(
             retry = retry.or(Some((None, e.0)));
         }
         health.delivered(&captured, now);
+        if let (Some(reason), None) = (&halt, &retry) {
+            health.halted(reason);
+            warn!(sink = %name, error = %reason, "Sink stopped until its credentials or rights are fixed.");
+            tokio::select! {
+                _ = sink.resumed() => {}
+                _ = shutdown.wait() => break,
+            }
+            info!(sink = %name, "Sink resuming.");
+            backoff.reset();
+            continue;
+        }
         match retry {
             None => {
                 backoff.reset();
@@ -801,6 +821,100 @@ mod tests {
         trigger.fire();
         task.await.unwrap();
         assert_eq!(health.snapshot().state.state, "stopped");
+    }
+
+    /// A sink refused as a whole until `resume` is notified, then delivering.
+    struct Halting {
+        halted: Arc<std::sync::atomic::AtomicBool>,
+        resume: Arc<tokio::sync::Notify>,
+        calls: Calls,
+    }
+
+    impl Sink for Halting {
+        fn deliver<'a>(&'a mut self, batch: &'a [Event]) -> DeliverFuture<'a> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push((Instant::now(), batch.iter().map(|e| e.seq()).collect()));
+            let halted = self.halted.load(std::sync::atomic::Ordering::SeqCst);
+            let out = batch
+                .iter()
+                .enumerate()
+                .map(|(i, _)| match (halted, i) {
+                    (false, _) => Outcome::Delivered,
+                    // The first event goes through, the second finds the key revoked.
+                    (true, 0) => Outcome::Delivered,
+                    (true, _) => Outcome::Halt {
+                        reason: "Access Denied".into(),
+                    },
+                })
+                .collect();
+            Box::pin(async move { out })
+        }
+
+        fn resumed(&mut self) -> crate::sinks::ResumeFuture<'_> {
+            let resume = Arc::clone(&self.resume);
+            Box::pin(async move { resume.notified().await })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_halted_sink_stops_red_without_retrying_until_it_may_resume() {
+        let backlog = MemBacklog::new(4, |_| Kind::Receipt);
+        let halted = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let resume = Arc::new(tokio::sync::Notify::new());
+        let calls: Calls = Arc::default();
+        let sink = Box::new(Halting {
+            halted: Arc::clone(&halted),
+            resume: Arc::clone(&resume),
+            calls: Arc::clone(&calls),
+        });
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let s = settings("odoo", 10);
+        let health = Arc::clone(&s.health);
+        let task = tokio::spawn(run_sink(backlog.clone(), sink, s, shutdown));
+        until(|| health.snapshot().state.state == "stopped").await;
+        let snap = health.snapshot();
+        assert_eq!(snap.state.last_error.as_deref(), Some("Access Denied"));
+        assert_eq!(
+            backlog.delivered_to("odoo"),
+            vec![1],
+            "what came before the halt is kept"
+        );
+        assert!(backlog.dead().is_empty(), "a halt dead-letters nothing");
+        // A day passes: no attempt at all while halted.
+        tokio::time::sleep(Duration::from_secs(86_400)).await;
+        assert_eq!(calls.lock().unwrap().len(), 1);
+        assert_eq!(health.snapshot().state.state, "stopped");
+        assert_eq!(health.snapshot().retries, 0);
+        // The sink says it may resume (its key file changed): the halted event comes again.
+        halted.store(false, std::sync::atomic::Ordering::SeqCst);
+        resume.notify_one();
+        until(|| backlog.delivered_to("odoo") == vec![1, 2, 3, 4]).await;
+        assert_eq!(calls.lock().unwrap()[1].1, vec![2, 3, 4]);
+        until(|| health.snapshot().state.state == "idle").await;
+        trigger.fire();
+        task.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_ends_a_halt() {
+        let backlog = MemBacklog::new(2, |_| Kind::Receipt);
+        let sink = Box::new(Halting {
+            halted: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            resume: Arc::new(tokio::sync::Notify::new()),
+            calls: Arc::default(),
+        });
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let s = settings("odoo", 10);
+        let health = Arc::clone(&s.health);
+        let task = tokio::spawn(run_sink(backlog, sink, s, shutdown));
+        until(|| health.snapshot().state.state == "stopped").await;
+        trigger.fire();
+        tokio::time::timeout(Duration::from_millis(1), task)
+            .await
+            .unwrap()
+            .unwrap();
     }
 
     #[tokio::test(start_paused = true)]

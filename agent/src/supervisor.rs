@@ -244,16 +244,6 @@ pub fn check_runnable(config: &Config) -> Result<(), String> {
             first.name, second.name
         ));
     }
-    for sink in &config.sinks {
-        let kind = match sink.target {
-            SinkTarget::File(_) | SinkTarget::Mqtt(_) | SinkTarget::Http(_) => continue,
-            SinkTarget::Odoo(_) => "odoo",
-        };
-        return Err(format!(
-            "sink `{}`: {kind} sinks are not available in this version",
-            sink.name
-        ));
-    }
     Ok(())
 }
 
@@ -731,8 +721,9 @@ impl Supervisor {
             SinkTarget::Http(h) => {
                 Box::new(crate::sinks::http::HttpSink::new(sink.name.as_str(), h))
             }
-            // Refused by `check_runnable`.
-            SinkTarget::Odoo(_) => return,
+            SinkTarget::Odoo(o) => {
+                Box::new(crate::sinks::odoo::OdooSink::new(sink.name.as_str(), o))
+            }
         };
         let settings = SinkSettings {
             name: sink.name.as_str().to_string(),

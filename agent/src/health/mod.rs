@@ -322,6 +322,11 @@ impl SinkHealth {
         self.set("retrying", Some(error.to_owned()));
     }
 
+    /// The sink stopped until someone acts (credentials or rights refused): `reason` says why.
+    pub fn halted(&self, reason: &str) {
+        self.set("stopped", Some(reason.to_owned()));
+    }
+
     /// The sink's task ended.
     pub fn stopped(&self) {
         self.set("stopped", None);

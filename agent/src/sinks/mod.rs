@@ -7,6 +7,7 @@
 pub mod file;
 pub mod http;
 pub mod mqtt;
+pub mod odoo;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -32,14 +33,27 @@ pub enum Outcome {
     /// for a suffix of a batch and never for its first event (the engine treats a first
     /// `Pending` as a retry, so a sink can never make it spin).
     Pending,
+    /// Not until someone acts: the destination refuses the gateway itself (its credentials or
+    /// rights). The engine stops the sink (health `stopped`, with the reason) and waits for
+    /// [`Sink::resumed`] before handing it this event again.
+    Halt { reason: String },
 }
 
 /// A future that borrows the sink for one delivery.
 pub type DeliverFuture<'a> = Pin<Box<dyn Future<Output = Vec<Outcome>> + Send + 'a>>;
+
+/// A future that resolves when a halted sink may be tried again.
+pub type ResumeFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
 /// A destination for events.
 pub trait Sink: Send {
     /// Deliver `batch` (in order). Returns exactly one outcome per event, in the same order;
     /// the engine treats a missing outcome as a retry.
     fn deliver<'a>(&'a mut self, batch: &'a [Event]) -> DeliverFuture<'a>;
+
+    /// After a [`Outcome::Halt`]: resolves when trying again may succeed (e.g. the credentials
+    /// file changed). The default never resolves: a sink that halts must say when to resume.
+    fn resumed(&mut self) -> ResumeFuture<'_> {
+        Box::pin(std::future::pending())
+    }
 }
