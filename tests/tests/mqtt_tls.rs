@@ -327,3 +327,156 @@ fn the_password_file_logs_in_and_a_wrong_password_is_reported() {
     let (status, _) = agent.terminate(Duration::from_secs(20));
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
 }
+
+/// Replace `path` whole, as an operator's tooling does: write a temporary file next to it, then
+/// rename it over the old one (a reader sees the old file or the new one, never half of one).
+fn replace(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// The log from byte `from` on (what was written since then).
+fn since(log: &str, from: usize) -> &str {
+    log.get(from..).unwrap_or_default()
+}
+
+#[test]
+fn a_rotated_client_certificate_is_used_at_the_next_connection() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let pki = pki(dir.path());
+    let broker = tls_broker(&pki);
+    // The gateway starts with a certificate and key from a CA the broker does not trust.
+    let stranger = ca("a CA the broker does not know");
+    let (old_cert, _, old_key, _) = leaf(
+        &stranger,
+        "gw-test",
+        &["gw-test"],
+        ExtendedKeyUsagePurpose::ClientAuth,
+    );
+    let cert_file = dir.path().join("gateway.pem");
+    let key_file = dir.path().join("gateway.key");
+    std::fs::write(&cert_file, &old_cert).unwrap();
+    std::fs::write(&key_file, &old_key).unwrap();
+    let config = agent_config(
+        dir.path(),
+        broker.port(),
+        &mqtts(&broker, &pki.ca_file, Some((&cert_file, &key_file))),
+    );
+    let log = dir.path().join("agent.log");
+    let agent = Agent::start(&config, &log);
+    let refused = "the broker refused the gateway's client certificate";
+    // Refused twice (it retries), with the reason, and never connected.
+    assert!(
+        wait_log(&log, Duration::from_secs(20), |l| l
+            .matches(refused)
+            .count()
+            >= 2),
+        "agent log:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let before = std::fs::read_to_string(&log).unwrap();
+    assert!(!before.contains("onnected to the MQTT broker"), "{before}");
+    println!(
+        "{}",
+        before
+            .lines()
+            .find(|l| l.contains(refused))
+            .unwrap_or_default()
+    );
+
+    // The new certificate and key, from the CA the broker trusts, renamed over the old files.
+    let started = Instant::now();
+    replace(
+        &key_file,
+        &std::fs::read_to_string(&pki.gateway_key).unwrap(),
+    );
+    replace(
+        &cert_file,
+        &std::fs::read_to_string(&pki.gateway_cert).unwrap(),
+    );
+    assert!(
+        wait_log(&log, Duration::from_secs(20), |l| since(l, before.len())
+            .contains("Reconnected to the MQTT broker.")),
+        "the rotated certificate was not used; agent log:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    println!("connected {:?} after the rotation", started.elapsed());
+
+    // And it works: a device's event reaches the outbox.
+    let it = device(&broker, &pki, "it-tls");
+    let (id, json) = receipt_json(1, "test", "gw-test");
+    it.publish(&topic("in/events"), json);
+    let outbox = dir.path().join("data/outbox.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !read_outbox(&outbox).contains_key(&id) {
+        assert!(
+            Instant::now() < deadline,
+            "the event sent after the rotation was not stored; agent log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The same process all along: started once, and still running until told to stop.
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text.matches("Agent running.").count(), 1, "{text}");
+    let (status, _) = agent.terminate(Duration::from_secs(20));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+}
+
+#[test]
+fn a_rotated_password_is_used_at_the_next_connection() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let passwords = dir.path().join("mosquitto.passwd");
+    password_file(&passwords, "gw-test", "first secret");
+    let mut broker = Broker::start_with(&BrokerConfig {
+        password_file: Some(passwords.clone()),
+        ..BrokerConfig::default()
+    });
+    let secret = dir.path().join("mqtt.pass");
+    std::fs::write(&secret, "first secret\n").unwrap();
+    let credentials = format!(
+        "username = \"gw-test\"\npassword_file = \"{}\"\n",
+        secret.display()
+    );
+    let config = agent_config(dir.path(), broker.port(), &credentials);
+    let log = dir.path().join("agent.log");
+    let agent = Agent::start(&config, &log);
+    assert!(
+        wait_log(&log, Duration::from_secs(20), |l| l
+            .contains("Connected to the MQTT broker.")),
+        "agent log:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+
+    // The broker comes back with a new password: the old one is refused, and retried.
+    let mark = std::fs::read_to_string(&log).unwrap().len();
+    broker.stop();
+    password_file(&passwords, "gw-test", "second secret");
+    broker.restart();
+    let refused = "the broker refused the connection: not authorised";
+    assert!(
+        wait_log(&log, Duration::from_secs(20), |l| since(l, mark)
+            .matches(refused)
+            .count()
+            >= 2),
+        "the new password file was not in force; agent log:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+
+    // The agent's password file is replaced: the next attempt logs in with it.
+    let mark = std::fs::read_to_string(&log).unwrap().len();
+    let started = Instant::now();
+    replace(&secret, "second secret\n");
+    assert!(
+        wait_log(&log, Duration::from_secs(20), |l| since(l, mark)
+            .contains("Reconnected to the MQTT broker.")),
+        "the rotated password was not used; agent log:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    println!("connected {:?} after the rotation", started.elapsed());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text.matches("Agent running.").count(), 1, "{text}");
+    let (status, _) = agent.terminate(Duration::from_secs(20));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+}
