@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tallyman_protocol::event::Timestamp;
 use tallyman_protocol::signed::{SigningKey, sign_config, sign_payload};
 use tallyman_tests::agent::Agent;
@@ -544,5 +544,24 @@ fn the_retained_configuration_received_at_every_reconnect_changes_nothing() {
     assert_eq!(site.log_count(&["Sink started."]), started);
     assert_eq!(site.log_count(&["Reading events and scans from MQTT"]), 1);
     assert_eq!(site.log_count(&["Applying a pushed configuration."]), 1);
+
+    // Clearing the retained document on the broker (an empty retained message) is no
+    // refusal either: the next state is that of the next document.
+    site.push_raw(Vec::new());
+    site.push(2, &site.pushed(AUDIT));
+    site.wait_state(Some(2), "applied");
+    let states: Vec<(Value, Value)> = site
+        .states()
+        .iter()
+        .map(|s| (s["version"].clone(), s["status"].clone()))
+        .collect();
+    assert_eq!(
+        states,
+        [(1, "applied"), (2, "pending"), (2, "applied")].map(|(v, s)| (json!(v), json!(s))),
+    );
+    assert_eq!(
+        site.log_count(&["The retained configuration was cleared on the broker"]),
+        1
+    );
     drop(agent);
 }

@@ -7,7 +7,8 @@
 //!
 //! 1. **Seen before?** A document whose digest was already decided (the one running, one
 //!    rolled back or rejected, one superseded) changes nothing and publishes nothing: the
-//!    broker hands the retained documents again at every connection.
+//!    broker hands the retained documents again at every connection. Nor does an empty
+//!    message (the retained document cleared on the broker).
 //! 2. **Verify** (`tallyman_protocol::signed`): size, outer JSON, key id among the local
 //!    file's `[remote] trusted_keys`, Ed25519 over the exact payload bytes, only then the
 //!    payload, its type, its target (this gateway, its facility's `all`, or everyone), its
@@ -105,7 +106,9 @@ pub fn anchors(local: &Config) -> Vec<TrustAnchor> {
 
 /// Steps 1 to 4 of the pipeline for `document`.
 pub fn decide(document: &[u8], cx: &Context<'_>) -> Decision {
-    if cx.state.has_seen(&digest(document)) {
+    // An empty retained message is how central IT clears the retained document on the
+    // broker: the running configuration stays.
+    if document.is_empty() || cx.state.has_seen(&digest(document)) {
         return Decision::Ignore;
     }
     let verified = match verify(document, cx.local, cx.anchors) {
@@ -454,7 +457,14 @@ impl Fleet {
             },
         );
         match decision {
-            Decision::Ignore => None,
+            Decision::Ignore => {
+                if document.is_empty() {
+                    info!(
+                        "The retained configuration was cleared on the broker; the running one stays."
+                    );
+                }
+                None
+            }
             Decision::Reject { version, reason } => {
                 warn!(config_version = ?version, error = %reason, "Pushed configuration refused.");
                 if let Some(v) = version {

@@ -149,6 +149,9 @@ fn documents_decided_before_change_nothing() {
         decide_with(b"garbage", &local, None, &state),
         Decision::Ignore
     );
+    // Clearing the retained document on the broker (an empty message) is not a refusal.
+    let fresh = StateFile::default();
+    assert_eq!(decide_with(b"", &local, Some(3), &fresh), Decision::Ignore);
 }
 
 #[test]
