@@ -84,18 +84,25 @@ pub fn sign_config(
     }
     let text = read_config_text(file)?;
     let name = file.display().to_string();
-    match tallyman_config::parse_str(&text, &name) {
-        Err(errors) => {
-            eprintln!("{errors}");
-            return Ok(ExitCode::FAILURE);
-        }
-        Ok(config) if config.remote.is_some() => {
+    let config = match tallyman_config::check_pushed(&text, &name) {
+        Ok(config) => config,
+        Err(tallyman_config::PushedError::Remote) => {
             return refused(format!(
                 "{name}: {}; trust anchors and the rollback policy stay in each gateway's local file",
                 signed::Refused::RemoteSection
             ));
         }
-        Ok(_) => {}
+        Err(errors) => {
+            eprintln!("{errors}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    // What the gateway would refuse besides the file's rules.
+    if let Err(why) = crate::supervisor::check_runnable(&config) {
+        return refused(format!("{name}: {why}"));
+    }
+    if config.mqtt.is_none() {
+        return refused(format!("{name}: {}", crate::fleet::config::MQTT_REQUIRED));
     }
     let now = clock::now();
     if let Some(at) = expires.filter(|at| *at <= now) {

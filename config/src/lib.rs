@@ -149,6 +149,25 @@ pub enum PushedError {
 /// * Everything else is validated exactly as in a file ([`PushedError::Invalid`] with every
 ///   problem).
 pub fn parse_pushed(text: &str, file_name: &str, local: &Config) -> Result<Config, PushedError> {
+    pushed(text, file_name, local, true)
+}
+
+/// Checks a configuration document before central IT signs it (`tallyman config sign`): every
+/// rule [`parse_pushed`] applies that does not depend on a gateway's local file. `[agent]`
+/// and `[spool]` may be left out (a facility-wide document leaves out `gateway`); what they
+/// state is checked against each gateway's local file when it arrives there. Returns the
+/// configuration with the demo's `[agent]`, `[spool]` and `[remote]` in place of a gateway's.
+pub fn check_pushed(text: &str, file_name: &str) -> Result<Config, PushedError> {
+    let placeholder = Config::demo().map_err(PushedError::Invalid)?;
+    pushed(text, file_name, &placeholder, false)
+}
+
+fn pushed(
+    text: &str,
+    file_name: &str,
+    local: &Config,
+    compare_local: bool,
+) -> Result<Config, PushedError> {
     let mut report = Report::new(text);
     let mut clashes = Vec::new();
     let doc = raw::read(text, &mut report);
@@ -156,7 +175,7 @@ pub fn parse_pushed(text: &str, file_name: &str, local: &Config) -> Result<Confi
         return Err(PushedError::Remote);
     }
     let config = doc.and_then(|doc| validate::pushed(&mut report, &doc, local, &mut clashes));
-    if let Some(clash) = clashes.into_iter().next() {
+    if let Some(clash) = clashes.into_iter().next().filter(|_| compare_local) {
         return Err(PushedError::LocalSetting(clash));
     }
     match config {
@@ -545,5 +564,34 @@ mod tests {
         let e = refused("[agent]\nfacility = \"bad/id\"\n".to_owned());
         assert!(e.contains("agent.facility"), "{e}");
         assert!(refused("not toml = = =".to_owned()).contains("pushed:1:"));
+    }
+
+    #[test]
+    fn a_document_is_checked_before_signing_without_a_local_file() {
+        // Facility-wide: no gateway; [agent] and [spool] as a gateway might have them.
+        let doc = format!(
+            "[agent]\nfacility = \"north\"\ndata_dir = \"/srv/tallyman\"\n[spool]\nmax_size_mb = 512\n{PUSHED}"
+        );
+        assert!(check_pushed(&doc, "doc.toml").is_ok());
+        assert!(check_pushed(PUSHED, "doc.toml").is_ok());
+        assert!(matches!(
+            check_pushed(
+                &format!("{PUSHED}\n[remote]\ntrusted_keys = []\n"),
+                "doc.toml"
+            ),
+            Err(PushedError::Remote)
+        ));
+        let Err(PushedError::Invalid(e)) = check_pushed(
+            &format!("[agent]\nfacility = \"bad/id\"\n{PUSHED}\n[health]\ninterval_secs = 0\n"),
+            "doc.toml",
+        ) else {
+            panic!("an invalid document passed");
+        };
+        let e = e.to_string();
+        assert!(
+            e.contains("doc.toml:") && e.contains("agent.facility"),
+            "{e}"
+        );
+        assert!(e.contains("health.interval_secs"), "{e}");
     }
 }

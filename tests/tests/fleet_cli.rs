@@ -44,14 +44,16 @@ fn keygen(dir: &Path) -> (PathBuf, TrustAnchor) {
     (dir.join("central.key"), public.trim().parse().unwrap())
 }
 
+/// A facility-wide document: no `gateway`, no `data_dir`, no `[spool]` (each gateway's own).
 const CONFIG: &str = r#"[agent]
 facility = "north"
-gateway = "gw-1"
-data_dir = "/var/lib/tallyman"
+
+[mqtt]
+endpoint = "mqtts://broker.example.org:8883"
 
 [[sources]]
-name = "stdin"
-type = "stdin"
+name = "handhelds"
+type = "mqtt"
 
 [[sinks]]
 name = "outbox"
@@ -77,7 +79,11 @@ fn keygen_writes_a_private_key_only_its_owner_reads_and_the_trusted_keys_line() 
     std::fs::write(
         &config,
         format!(
-            "{CONFIG}\n[remote]\ntrusted_keys = [\"{}\"]\n",
+            "{}\n[remote]\ntrusted_keys = [\"{}\"]\n",
+            CONFIG.replace(
+                "facility = \"north\"\n",
+                "facility = \"north\"\ngateway = \"gw-1\"\n"
+            ),
             public.trim()
         ),
     )
@@ -202,6 +208,30 @@ fn config_sign_refuses_remote_invalid_files_bad_flags_and_open_keys() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("invalid.toml:"), "{}", stderr(&out));
     assert!(out.stdout.is_empty());
+
+    // The gateway could not be reached again without [mqtt]: the gateway refuses it, and so
+    // does signing.
+    let unreachable = dir.path().join("unreachable.toml");
+    std::fs::write(
+        &unreachable,
+        CONFIG
+            .replace(
+                "[mqtt]\nendpoint = \"mqtts://broker.example.org:8883\"\n",
+                "",
+            )
+            .replace(
+                "name = \"handhelds\"\ntype = \"mqtt\"",
+                "name = \"stdin\"\ntype = \"stdin\"",
+            ),
+    )
+    .unwrap();
+    let out = sign(&unreachable, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("a pushed configuration must keep [mqtt]"),
+        "{}",
+        stderr(&out)
+    );
 
     let good = dir.path().join("good.toml");
     std::fs::write(&good, CONFIG).unwrap();

@@ -104,6 +104,10 @@ pub fn anchors(local: &Config) -> Vec<TrustAnchor> {
         .collect()
 }
 
+/// Why a pushed configuration without `[mqtt]` is refused.
+pub const MQTT_REQUIRED: &str =
+    "a pushed configuration must keep [mqtt]: without it the gateway cannot be reached";
+
 /// Steps 1 to 4 of the pipeline for `document`.
 pub fn decide(document: &[u8], cx: &Context<'_>) -> Decision {
     // An empty retained message is how central IT clears the retained document on the
@@ -178,10 +182,7 @@ fn validate(verified: &Verified, local: &Config) -> Result<Config, Refused> {
     })?;
     crate::supervisor::check_runnable(&config).map_err(Refused::InvalidConfig)?;
     if config.mqtt.is_none() {
-        return Err(Refused::InvalidConfig(
-            "a pushed configuration must keep [mqtt]: without it the gateway cannot be reached"
-                .into(),
-        ));
+        return Err(Refused::InvalidConfig(MQTT_REQUIRED.into()));
     }
     Ok(config)
 }
