@@ -525,7 +525,9 @@ fn the_retained_configuration_received_at_every_reconnect_changes_nothing() {
             assert!(Instant::now() < deadline, "no reconnect in round {round}");
             std::thread::sleep(Duration::from_millis(20));
         }
-        site.it = Device::connect(site.broker.port(), "central-it");
+        // A client id of its own: the previous device, reconnecting after the broker's
+        // restart until it is dropped, must not take the new one's session over.
+        site.it = Device::connect(site.broker.port(), &format!("central-it-{round}"));
         site.it.subscribe(&topic("config/state"));
         site.it.subscribe(&topic("status"));
         // Events sent after the reconnect are taken after the retained document.
