@@ -14,6 +14,7 @@ pub mod fleet;
 pub mod fleet_cmd;
 pub mod health;
 pub mod mqtt;
+pub mod notify;
 pub mod run;
 pub mod shutdown;
 pub mod sinks;

@@ -2,15 +2,22 @@
 //! what runs (the last-known-good pushed configuration or the local file, `fleet/config.rs`),
 //! open the spool (its self-check is logged), then the supervisor (`supervisor.rs`) starts the
 //! MQTT connection, one delivery task per sink, the sources and the health task; then handle
-//! pushed configurations until SIGTERM/SIGINT. Shutdown: stop intake (sources settle what they started), give sinks until
-//! the grace deadline, close the connection and the spool (flush + fdatasync), exit 0.
+//! pushed configurations until SIGTERM/SIGINT. Shutdown: stop intake (sources settle what they
+//! started), give sinks until the grace deadline, close the connection and the spool (flush +
+//! fdatasync), exit 0.
+//!
+//! The signal handlers are installed before any of that, so a stop requested during start-up
+//! is graceful too: the step in progress finishes, the later ones are skipped, and what was
+//! opened is closed. Under systemd the agent reports each step (`STATUS=`), `READY=1` once
+//! the configuration runs, `STOPPING=1` at the signal, and pings the watchdog (`notify.rs`).
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use tallyman_config::Config;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use tokio::sync::mpsc;
 
@@ -18,7 +25,8 @@ use crate::cli::RunArgs;
 use crate::fleet;
 use crate::fleet::config::Startup;
 use crate::health::Registry;
-use crate::shutdown;
+use crate::notify::{self, Notifier, Vitals};
+use crate::shutdown::{self, Signals};
 use crate::spool::{Spool, SpoolOptions};
 use crate::supervisor::Supervisor;
 use crate::telemetry;
@@ -26,6 +34,34 @@ use crate::telemetry;
 pub use crate::supervisor::{SHUTDOWN_GRACE, machine_for};
 
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let notifier = Notifier::from_env();
+    let result = start_and_serve(args, &notifier);
+    if let Err(e) = &result {
+        notifier.status(&format!("Failed: {e:#}"));
+    }
+    result
+}
+
+fn start_and_serve(args: &RunArgs, notifier: &Notifier) -> anyhow::Result<ExitCode> {
+    // The runtime and the signal handlers come first, before any start-up work: a SIGTERM
+    // while the configuration is read or the spool checked is then a graceful stop, not the
+    // default action (death).
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let vitals = Vitals::new();
+    let (signals, watchdog) = {
+        let _context = runtime.enter();
+        let signals = Signals::register().context("listening for SIGTERM and SIGINT")?;
+        (
+            signals,
+            notify::watchdog(notifier.clone(), Arc::clone(&vitals)),
+        )
+    };
+    notifier.status("Starting: reading the configuration");
+
     let local = match &args.config {
         Some(path) => tallyman_config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?,
         None => {
@@ -49,57 +85,95 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     if args.config.is_none() {
         info!(data_dir = %startup.config.agent.data_dir.display(), "No --config: running the demo (scans on stdin, events in outbox.jsonl).");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let result = runtime.block_on(serve(startup));
+    let result = runtime.block_on(serve(startup, signals, notifier, &vitals));
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
+    }
     // A blocking read of stdin cannot be cancelled: do not wait for it on the way out.
     runtime.shutdown_timeout(Duration::from_millis(200));
     result
 }
 
-async fn serve(startup: Startup) -> anyhow::Result<ExitCode> {
+async fn serve(
+    startup: Startup,
+    mut signals: Signals,
+    notifier: &Notifier,
+    vitals: &Vitals,
+) -> anyhow::Result<ExitCode> {
     let Startup {
         config,
         version,
         fleet,
         ..
     } = startup;
-    crate::supervisor::check_runnable(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let spool = open_spool(&config).await?;
-
     let (trigger, agent) = shutdown::channel();
-    let mut supervisor = Supervisor::new(spool.clone(), Registry::new(), agent.clone());
+    // Shutdown starts here, whenever the signal comes: during start-up the step in progress
+    // finishes first (see `Signals::during`), and the steps after it are skipped.
+    let stop = |sig: &'static str| {
+        info!(signal = sig, "Stopping: intake first, then sinks.");
+        notifier.stopping(&format!("Stopping on {sig}: intake first, then sinks"));
+        vitals.stopping();
+        trigger.fire();
+    };
+
+    crate::supervisor::check_runnable(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // A signal that came while the configuration was read: nothing is open yet.
+    signals.during(async {}, stop).await;
+    if signals.received().is_some() {
+        info!("Stopped before start-up began.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    notifier.status(&format!(
+        "Starting: opening the spool in {} (self-check)",
+        config.agent.data_dir.display()
+    ));
+    let spool = signals.during(open_spool(&config), stop).await?;
+    vitals.spool_opened(&spool);
+
+    let registry = Registry::new();
+    let mut supervisor = Supervisor::new(spool.clone(), Arc::clone(&registry), agent.clone());
     let (documents, received) = mpsc::channel(crate::supervisor::FLEET_QUEUE);
     if fleet.is_some() {
         supervisor.route_config(documents);
     }
-    supervisor
-        .apply(&config, version)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    info!(
-        sources = config.sources.len(),
-        sinks = config.sinks.len(),
-        config_version = ?version,
-        "Agent running."
-    );
+    if signals.received().is_none() {
+        notifier.status("Starting: applying the configuration");
+        signals
+            .during(supervisor.apply(&config, version), stop)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    if signals.received().is_none() {
+        info!(
+            sources = config.sources.len(),
+            sinks = config.sinks.len(),
+            config_version = ?version,
+            "Agent running."
+        );
+        notifier.ready(&format!(
+            "Running: {} sources, {} sinks, configuration {}",
+            config.sources.len(),
+            config.sinks.len(),
+            version.map_or_else(
+                || "from the local file".to_string(),
+                |v| format!("version {v}")
+            )
+        ));
+        vitals.running(registry);
 
-    let signal = async {
-        match shutdown::signal().await {
-            Ok(sig) => info!(signal = sig, "Stopping: intake first, then sinks."),
-            Err(e) => error!(error = %e, "Cannot listen for signals; stopping."),
+        let signal = async {
+            let sig = signals.recv().await;
+            stop(sig);
+        };
+        match fleet {
+            // Pushed configurations are handled until the signal.
+            Some(fleet) => {
+                tokio::join!(fleet.run(&mut supervisor, received, agent), signal);
+            }
+            None => signal.await,
         }
-        trigger.fire();
-    };
-    match fleet {
-        // Pushed configurations are handled until the signal.
-        Some(fleet) => {
-            tokio::join!(fleet.run(&mut supervisor, received, agent), signal);
-        }
-        None => signal.await,
+    } else {
+        info!("Stopping before start-up finished.");
     }
     supervisor.stop().await;
     spool

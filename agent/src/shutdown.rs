@@ -80,15 +80,70 @@ impl Shutdown {
     }
 }
 
-/// Resolves on the first SIGTERM or SIGINT (Ctrl-C).
-pub async fn signal() -> std::io::Result<&'static str> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    Ok(tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    })
+/// SIGTERM and SIGINT (Ctrl-C), listened to from the moment [`Signals::register`] returns:
+/// `run` registers them before any start-up work, so a stop requested while the spool is
+/// checked or the first configuration applied is not lost (nor fatal: without a handler the
+/// default action would kill the process) and is honoured once the step in progress is done.
+#[derive(Debug)]
+pub struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    /// The first signal received, if any.
+    received: Option<&'static str>,
+}
+
+impl Signals {
+    /// Install the handlers. Must be called within a tokio runtime (its signal driver).
+    pub fn register() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            received: None,
+        })
+    }
+
+    /// Resolves on the first SIGTERM or SIGINT; at once if one was already received.
+    pub async fn recv(&mut self) -> &'static str {
+        if let Some(sig) = self.received {
+            return sig;
+        }
+        let sig = tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        };
+        self.received = Some(sig);
+        sig
+    }
+
+    /// The signal observed so far (by [`Signals::recv`] or [`Signals::during`]).
+    pub fn received(&self) -> Option<&'static str> {
+        self.received
+    }
+
+    /// Run `work` to completion; if the first signal arrives meanwhile (or had arrived
+    /// unobserved), call `on_signal` with it at once, without cancelling `work`: a start-up
+    /// step half done would leave more to undo than one finished. A signal observed before is
+    /// not reported again.
+    pub async fn during<T>(
+        &mut self,
+        work: impl std::future::Future<Output = T>,
+        mut on_signal: impl FnMut(&'static str),
+    ) -> T {
+        tokio::pin!(work);
+        let mut told = self.received.is_some();
+        loop {
+            tokio::select! {
+                // A signal already delivered is seen before work that is ready too.
+                biased;
+                sig = self.recv(), if !told => {
+                    on_signal(sig);
+                    told = true;
+                }
+                out = &mut work => return out,
+            }
+        }
+    }
 }
 
 #[cfg(test)]

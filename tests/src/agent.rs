@@ -69,6 +69,16 @@ impl Agent {
 
     /// [`Agent::start`] with another executable in front (a wrapper script such as strace).
     pub fn start_with(program: &Path, config: &Path, stderr_log: &Path) -> Agent {
+        Agent::start_with_env(program, config, stderr_log, &[])
+    }
+
+    /// [`Agent::start_with`] with environment variables added (`NOTIFY_SOCKET`, …).
+    pub fn start_with_env(
+        program: &Path,
+        config: &Path,
+        stderr_log: &Path,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Agent {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -77,6 +87,7 @@ impl Agent {
         let mut child = Command::new(program)
             .args(["run", "--config"])
             .arg(config)
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(log)

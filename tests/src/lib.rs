@@ -6,6 +6,7 @@
 pub mod agent;
 pub mod broker;
 pub mod hub;
+pub mod manager;
 pub mod odoo;
 pub mod proxy;
 pub mod pty;

@@ -624,6 +624,18 @@ impl Spool {
         rx.await.map_err(|_| SpoolError::Closed)
     }
 
+    /// Resolves once the committer has taken this request and finished the commit it came
+    /// with: the committer is alive and not stuck behind a write (the service watchdog asks
+    /// this). A spool that refuses events (full, or after a storage failure) still answers.
+    pub async fn ping(&self) -> Result<(), SpoolError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request::Ping { reply })
+            .await
+            .map_err(|_| SpoolError::Closed)?;
+        rx.await.map_err(|_| SpoolError::Closed)
+    }
+
     /// Commit what is queued, flush and sync, and stop the committer. Later appends fail with
     /// `Closed`. sled's files close when the last clone of the spool is dropped.
     pub async fn close(&self) -> Result<(), SpoolError> {

@@ -1103,3 +1103,18 @@ async fn a_sink_added_at_runtime_starts_at_the_end_and_a_retired_one_holds_nothi
     assert_eq!(hub.cursor, 7);
     close(spool).await;
 }
+
+#[tokio::test]
+async fn a_ping_is_answered_after_the_commit_it_joins_and_fails_once_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spool, _) = Spool::open(options(dir.path(), &["hub"])).unwrap();
+    spool.ping().await.unwrap();
+    // Queued behind an append: answered only once that append is durable.
+    let queued = spool.enqueue(receipt()).await.unwrap();
+    spool.ping().await.unwrap();
+    assert_eq!(spool.stats().events_stored, 1);
+    assert_eq!(queued.outcome().await.unwrap().seq(), 1);
+    let spool2 = spool.clone();
+    close(spool).await;
+    assert!(matches!(spool2.ping().await, Err(SpoolError::Closed)));
+}

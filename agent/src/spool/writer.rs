@@ -80,6 +80,8 @@ pub enum Request {
     },
     /// Quarantine and collect garbage until there is nothing left to do, then answer.
     Settle { reply: oneshot::Sender<()> },
+    /// Answer once the commit this request is taken with is done (the watchdog's question).
+    Ping { reply: oneshot::Sender<()> },
 }
 
 pub type Reply = oneshot::Sender<Result<Appended, AppendError>>;
@@ -223,6 +225,7 @@ impl Writer {
                 let mut close = None;
                 let mut purges = Vec::new();
                 let mut settles = Vec::new();
+                let mut pings = Vec::new();
                 let mut take = |r: Request, appends: &mut Vec<AppendRequest>| match r {
                     Request::Append { event, once, reply } => {
                         appends.push(AppendRequest { event, once, reply });
@@ -230,6 +233,7 @@ impl Writer {
                     Request::Close { reply } => close = Some(reply),
                     Request::PurgeQuarantine { reply } => purges.push(reply),
                     Request::Settle { reply } => settles.push(reply),
+                    Request::Ping { reply } => pings.push(reply),
                 };
                 take(first, &mut appends);
                 let deadline = tokio::time::Instant::now() + window;
@@ -261,6 +265,10 @@ impl Writer {
                 }
                 self.last_batch = appends.len();
                 self.commit(appends);
+                for reply in pings {
+                    // The watchdog may have stopped waiting; it asks again.
+                    let _ = reply.send(());
+                }
                 for reply in purges {
                     // The caller may have stopped waiting; the purge is done either way.
                     let _ = reply.send(self.purge_quarantine());
