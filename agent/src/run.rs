@@ -70,6 +70,8 @@ async fn serve(startup: Startup) -> anyhow::Result<ExitCode> {
     crate::supervisor::check_runnable(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let spool = open_spool(&config).await?;
 
+    // Caught from here on: a stop requested while the parts start is a graceful stop.
+    let signals = shutdown::Signals::install();
     let (trigger, agent) = shutdown::channel();
     let mut supervisor = Supervisor::new(spool.clone(), Registry::new(), agent.clone());
     let (documents, received) = mpsc::channel(crate::supervisor::FLEET_QUEUE);
@@ -88,8 +90,11 @@ async fn serve(startup: Startup) -> anyhow::Result<ExitCode> {
     );
 
     let signal = async {
-        match shutdown::signal().await {
-            Ok(sig) => info!(signal = sig, "Stopping: intake first, then sinks."),
+        match signals {
+            Ok(signals) => {
+                let sig = signals.recv().await;
+                info!(signal = sig, "Stopping: intake first, then sinks.");
+            }
             Err(e) => error!(error = %e, "Cannot listen for signals; stopping."),
         }
         trigger.fire();
