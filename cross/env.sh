@@ -34,8 +34,9 @@ CROSS_TARGETS=(
 )
 
 CROSS_TARGET_DIR=${CARGO_TARGET_DIR:-target}
-# The zig virtualenv (and nothing else) goes here.
-CROSS_TOOLS_DIR=${TALLYMAN_CROSS_TOOLS:-$CROSS_TARGET_DIR/cross-tools}
+# The zig virtualenv and the test wrapper go here. Absolute: build scripts run elsewhere and
+# find zig through PATH.
+CROSS_TOOLS_DIR=$(realpath -m "${TALLYMAN_CROSS_TOOLS:-$CROSS_TARGET_DIR/cross-tools}")
 
 cross_die() {
     echo "cross: $*" >&2
