@@ -16,9 +16,22 @@ use std::sync::OnceLock;
 
 /// The shipped `tallyman` binary (package `tallyman-agent`), built by cargo on first use with
 /// the same profile as the tests. Panics with cargo's message if it does not build.
+///
+/// `TALLYMAN_BIN`, when set, names the executable to test instead, and nothing is built: a
+/// binary built elsewhere, or a wrapper that runs a cross-compiled one under an emulator
+/// (`cross/test-aarch64` runs the tests against the aarch64 binary under qemu this way).
 pub fn tallyman_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("TALLYMAN_BIN").filter(|v| !v.is_empty()) {
+            let bin = PathBuf::from(bin);
+            assert!(
+                bin.is_file(),
+                "TALLYMAN_BIN={} is not a file",
+                bin.display()
+            );
+            return bin;
+        }
         let run = escargot::CargoBuild::new()
             .package("tallyman-agent")
             .bin("tallyman")
