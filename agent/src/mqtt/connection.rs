@@ -121,6 +121,8 @@ enum Out {
 struct Closing {
     deadline: Instant,
     done: Option<oneshot::Sender<()>>,
+    /// DISCONNECT was written: the broker closes the connection next.
+    disconnect_sent: bool,
 }
 
 /// The channel ends, apart from the state so that a pending receive or reserve can be
@@ -542,6 +544,7 @@ impl Task {
         self.closing = Some(Closing {
             deadline: Instant::now() + CLOSE_GRACE,
             done,
+            disconnect_sent: false,
         });
         if !self.connected {
             return Flow::Stop;
@@ -577,7 +580,7 @@ impl Task {
         }
         self.health.set_mqtt("stopped", None);
         self.link.send_replace(Link::Closed);
-        if self.connected {
+        if self.connected || self.closing.as_ref().is_some_and(|c| c.disconnect_sent) {
             info!("Disconnected from the MQTT broker.");
         }
         if let Some(done) = self.closing.as_mut().and_then(|c| c.done.take()) {
@@ -643,8 +646,13 @@ impl Task {
                     Some("the broker refused a subscription".into()),
                 );
             }
-            Event::Outgoing(Outgoing::Disconnect) if self.closing.is_some() => {
-                return Flow::Stop;
+            // Read on until the broker closes the connection (or the close deadline): closing
+            // the socket with its PUBACKs unread would reset the connection, and the broker
+            // could then drop the DISCONNECT unread and publish the last will after `offline`.
+            Event::Outgoing(Outgoing::Disconnect) => {
+                if let Some(c) = self.closing.as_mut() {
+                    c.disconnect_sent = true;
+                }
             }
             _ => {}
         }
