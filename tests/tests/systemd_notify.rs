@@ -169,7 +169,13 @@ fn a_sigterm_while_the_configuration_is_read_stops_gracefully() {
         log.contains("signal=\"SIGTERM\"") || log.contains("signal=SIGTERM"),
         "{log}"
     );
-    assert!(log.contains("Stopped before start-up began."), "{log}");
+    // The signal is seen before the spool is opened or, when the runtime's signal driver has
+    // not handed it over yet, at the end of that step: start-up goes no further either way.
+    assert!(
+        log.contains("Stopped before start-up began.")
+            || log.contains("Stopping before start-up finished."),
+        "{log}"
+    );
     assert!(!log.contains("Agent running."), "{log}");
 }
 
